@@ -1,0 +1,408 @@
+/**
+ * The one libtpms instance of this process. libtpms keeps all TPM state in globals
+ * and is not thread-safe, so exactly one call may be in flight: ordinary commands
+ * run synchronously on the main thread (a few µs), the long key-generating ones on a
+ * koffi worker thread so the event loop stays free and `cancel()` can reach them.
+ * The engine does not queue: while an async command runs every libtpms-touching
+ * method except `cancel()` throws `EngineError` with code `ENGINE_BUSY`.
+ */
+import { endianness } from 'node:os';
+import { TPM_FAIL, TPM_SUCCESS, makeCallbacks } from './callbacks.js';
+import { fatalErrorResponse, isLongCommand } from './commands.js';
+import {
+  type Libtpms,
+  type Ptr,
+  TPMLIB_STATE_PERMANENT,
+  TPMLIB_STATE_SAVE_STATE,
+  TPMLIB_STATE_VOLATILE,
+  TPMLIB_TPM_VERSION_1_2,
+  TPMLIB_TPM_VERSION_2,
+  loadLibtpms,
+} from './libtpms.js';
+import type { BufferSizeInfo, NvStore, TpmVersion } from './types.js';
+
+export type EngineErrorCode = 'ENGINE_BUSY' | 'ENGINE_NOT_RUNNING' | 'ENGINE_NO_MEMORY';
+
+/** Misuse of the engine (a caller bug), as opposed to a TPM result code. */
+export class EngineError extends Error {
+  readonly code: EngineErrorCode;
+  constructor(code: EngineErrorCode, message: string) {
+    super(message);
+    this.name = 'EngineError';
+    this.code = code;
+  }
+}
+
+/** Blob types as swtpm's control channel numbers them (PTM_BLOB_TYPE_*). */
+export type BlobType = 1 | 2 | 3;
+/** PTM_BLOB_TYPE_* → enum TPMLIB_StateType (3 SAVESTATE is libtpms bit value 4). */
+const LIBTPMS_STATE: Readonly<Record<BlobType, number>> = {
+  1: TPMLIB_STATE_PERMANENT,
+  2: TPMLIB_STATE_VOLATILE,
+  3: TPMLIB_STATE_SAVE_STATE,
+};
+
+export interface StateResult {
+  readonly rc: number;
+  readonly data: Uint8Array;
+}
+
+const LE = endianness() === 'LE';
+const EMPTY = new Uint8Array(0);
+
+let instance: Engine | undefined;
+
+/**
+ * @example
+ * const engine = Engine.get();
+ * engine.setStore(store);
+ * if (engine.start('2.0') !== 0) throw new Error('MainInit failed');
+ * const rsp = await engine.execute(startupClear);
+ */
+export class Engine {
+  /** Locality reported to libtpms on every TPM 2 command; settable at any time. */
+  locality = 0;
+  /** First error thrown by an NV callback during the most recent engine call. */
+  lastCallbackError: unknown = undefined;
+  /** Transport-level result of the last TPMLIB_Process (practically always 0). */
+  lastProcessRc = 0;
+  /** TPMLIB_SetProfile (libtpms >= 0.10 only); call while stopped, before start(). */
+  readonly setProfile: ((profile: string) => number) | undefined;
+
+  readonly #lib: Libtpms;
+  #store: NvStore | undefined;
+  #tpmVersion: TpmVersion | undefined;
+  #idle: Promise<void> | undefined;
+  // Process' out-parameters: u8 *resp at 0, u32 resp_size at 8, u32 resp_bufsize at 12.
+  readonly #rsp: Ptr;
+  readonly #rspView: DataView;
+  // Out-parameters of GetState / VolatileAll_Store / DecodeBlob: ptr at 0, len at 8.
+  readonly #out: Ptr;
+  readonly #outView: DataView;
+  #rspBufPtr = 0n;
+  #rspBuf: Uint8Array = EMPTY;
+
+  /** The process-wide engine; loads libtpms and registers the callbacks on first use. */
+  static get(): Engine {
+    instance ??= new Engine(loadLibtpms());
+    return instance;
+  }
+
+  private constructor(lib: Libtpms) {
+    this.#lib = lib;
+    this.#rsp = this.#malloc(16);
+    this.#rspView = new DataView(lib.koffi.view(this.#rsp, 16));
+    this.#out = this.#malloc(16);
+    this.#outView = new DataView(lib.koffi.view(this.#out, 16));
+    new Uint8Array(this.#rspView.buffer).fill(0);
+    lib.registerCallbacks(
+      makeCallbacks(lib, {
+        store: () => this.#store,
+        locality: () => this.locality,
+        onError: (err) => {
+          this.lastCallbackError ??= err;
+        },
+      }),
+    );
+    const setProfile = lib.SetProfile;
+    this.setProfile = setProfile
+      ? (profile: string) => {
+          this.#enter();
+          return setProfile(profile);
+        }
+      : undefined;
+  }
+
+  /** Where the NV callbacks read and write; swap only while stopped (never while busy). */
+  setStore(store: NvStore | undefined): void {
+    this.#assertIdle();
+    this.#store = store;
+  }
+
+  get store(): NvStore | undefined {
+    return this.#store;
+  }
+
+  get running(): boolean {
+    return this.#tpmVersion !== undefined;
+  }
+
+  /** TPM family of the running TPM, undefined while stopped. */
+  get tpmVersion(): TpmVersion | undefined {
+    return this.#tpmVersion;
+  }
+
+  /** True while a long command runs on the worker thread. */
+  get busy(): boolean {
+    return this.#idle !== undefined;
+  }
+
+  /** TPMLIB_GetVersion: major << 16 | minor << 8 | micro, e.g. 0x000902. */
+  get libraryVersion(): number {
+    return this.#lib.GetVersion();
+  }
+
+  /** Resolves when no async command is in flight (never rejects). */
+  whenIdle(): Promise<void> {
+    return this.#idle ?? Promise.resolve();
+  }
+
+  /**
+   * TPMLIB_ChooseTPMVersion + TPMLIB_MainInit. MainInit manufactures a TPM when the
+   * store has no `permall`, and resumes from `volatilestate` when present.
+   * Returns 0 or the libtpms result (see `lastCallbackError` for store failures).
+   */
+  start(version: TpmVersion): number {
+    this.#enter();
+    const v = version === '2.0' ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2;
+    let rc = this.#lib.ChooseTPMVersion(v);
+    if (rc !== TPM_SUCCESS) return rc;
+    rc = this.#lib.MainInit();
+    // libtpms 0.9.2 ignores a failed storedata(permall) while manufacturing and runs
+    // on with state that was never persisted (the next start would manufacture new
+    // seeds). Any callback failure therefore fails start().
+    if (rc === TPM_SUCCESS && this.lastCallbackError !== undefined) rc = TPM_FAIL;
+    if (rc !== TPM_SUCCESS) {
+      // MainInit locks the version choice even when it fails; Terminate unlocks it
+      // so that a later start() (e.g. after fixing the state) can choose again.
+      this.#lib.Terminate();
+      return rc;
+    }
+    this.#tpmVersion = version;
+    return TPM_SUCCESS;
+  }
+
+  /** TPMLIB_Terminate; a no-op when not running. Does not send TPM2_Shutdown. */
+  stop(): void {
+    this.#enter();
+    if (this.#tpmVersion === undefined) return;
+    this.#tpmVersion = undefined;
+    this.#lib.Terminate();
+  }
+
+  /**
+   * Runs one TPM command. Ordinary commands answer synchronously; CreatePrimary,
+   * Create, CreateLoaded (TPM 2) and TakeOwnership, CreateWrapKey (TPM 1.2) return a
+   * Promise and run on a worker thread. The result is always a full TPM response.
+   */
+  execute(cmd: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    const version = this.#enterRunning();
+    if (isLongCommand(version, cmd)) return this.#executeAsync(cmd);
+    this.lastProcessRc = this.#lib.Process(
+      this.#rsp,
+      this.#rsp + 8n,
+      this.#rsp + 12n,
+      cmd,
+      cmd.length,
+    );
+    return this.#response(version);
+  }
+
+  /** Runs any command on the worker thread (what `execute` does for long ones). */
+  executeAsync(cmd: Uint8Array): Promise<Uint8Array> {
+    this.#enterRunning();
+    return this.#executeAsync(cmd);
+  }
+
+  /** TPMLIB_CancelCommand: only effective while an async command runs (→ 0x909). */
+  cancel(): number {
+    return this.#lib.CancelCommand();
+  }
+
+  /** TPMLIB_VolatileAll_Store: the volatile state of the running TPM (~9 KB). */
+  volatileAllStore(): StateResult {
+    this.#enterRunning();
+    return this.#takeOut((p, l) => this.#lib.VolatileAll_Store(p, l));
+  }
+
+  /**
+   * TPMLIB_SetState, only while stopped (running → 0x26 TPM_INVALID_POSTINIT). Set
+   * PERMANENT before VOLATILE; a rejected blob clears all cached blobs; `null`
+   * hides the stored blob of that type from the next MainInit.
+   */
+  setState(type: BlobType, data: Uint8Array | null): number {
+    this.#enter();
+    return this.#lib.SetState(LIBTPMS_STATE[type], data, data?.length ?? 0);
+  }
+
+  /** TPMLIB_GetState: marshalled state while running, else cached SetState blob or store. */
+  getState(type: BlobType): StateResult {
+    this.#enter();
+    return this.#takeOut((p, l) => this.#lib.GetState(LIBTPMS_STATE[type], p, l));
+  }
+
+  /** TPMLIB_ValidateState(types bitmask of TPMLIB_STATE_*); reads via the store, not the cache. */
+  validateState(types: number): number {
+    this.#enter();
+    return this.#lib.ValidateState(types, 0);
+  }
+
+  /** TPMLIB_DecodeBlob(INITSTATE): base64 between -----BEGIN/END INITSTATE----- tags. */
+  decodeBlob(text: string): StateResult {
+    this.#enter();
+    // size_t *result_len: 8 bytes at offset 8 of the out slot.
+    return this.#takeOut((p, l) => this.#lib.DecodeBlob(text, 0, p, l), true);
+  }
+
+  /** TPMLIB_GetInfo: JSON text, or undefined when libtpms returns NULL. */
+  getInfo(flags: bigint): string | undefined {
+    this.#enter();
+    const p = this.#lib.GetInfo(Number(BigInt.asUintN(32, flags)));
+    if (p === null || p === 0n) return undefined;
+    try {
+      return this.#lib.koffi.decode(p, 'char', -1) as string;
+    } finally {
+      this.#lib.free(p);
+    }
+  }
+
+  /** TPMLIB_SetBufferSize (0 = query); clamps to [min, max] and returns the size in effect. */
+  setBufferSize(wanted: number): BufferSizeInfo {
+    this.#enter();
+    const min = [0];
+    const max = [0];
+    const size = this.#lib.SetBufferSize(wanted >>> 0, min, max);
+    return { rc: TPM_SUCCESS, size, min: min[0] ?? 0, max: max[0] ?? 0 };
+  }
+
+  /** TPMLIB_GetTPMProperty (TPMPROP_*); 0.9.2 TPM 2 answers only props 1–3. */
+  getTpmProperty(prop: number): { rc: number; value: number } {
+    this.#enter();
+    const out = [0];
+    const rc = this.#lib.GetTPMProperty(prop, out);
+    return { rc, value: out[0] ?? 0 };
+  }
+
+  /** _TPM_Hash_Start. On TPM 2 none of the three check order or Startup. */
+  hashStart(): number {
+    this.#enterRunning();
+    return this.#lib.Hash_Start();
+  }
+
+  hashData(data: Uint8Array): number {
+    this.#enterRunning();
+    return this.#lib.Hash_Data(data, data.length);
+  }
+
+  /** _TPM_Hash_End: TPM 2 extends PCR 17 and sets the established bit. */
+  hashEnd(): number {
+    this.#enterRunning();
+    return this.#lib.Hash_End();
+  }
+
+  establishedGet(): { rc: number; bit: number } {
+    this.#enterRunning();
+    const out = [0];
+    const rc = this.#lib.TpmEstablished_Get(out);
+    return { rc, bit: out[0] ?? 0 };
+  }
+
+  /** Needs locality 3 or 4 (read through the callback), else 0x3d TPM_BAD_LOCALITY. */
+  establishedReset(): number {
+    this.#enterRunning();
+    return this.#lib.TpmEstablished_Reset();
+  }
+
+  /** TPMLIB_WasManufactured (libtpms >= 0.10); undefined on 0.9. */
+  wasManufactured(): boolean | undefined {
+    const fn = this.#lib.WasManufactured;
+    if (!fn) return undefined;
+    this.#enter();
+    return fn();
+  }
+
+  /** libtpms' own log. swtpm maps `--log level=N` to libtpms level N-4. */
+  setDebug(fd: number, level: number, prefix?: string): number {
+    this.#enter();
+    this.#lib.SetDebugFD(fd);
+    this.#lib.SetDebugLevel(level >>> 0);
+    return this.#lib.SetDebugPrefix(prefix ?? null);
+  }
+
+  #assertIdle(): void {
+    if (this.#idle !== undefined) {
+      throw new EngineError('ENGINE_BUSY', 'a TPM command is running on the worker thread');
+    }
+  }
+
+  /** Every libtpms-touching call but cancel() starts here. */
+  #enter(): void {
+    this.#assertIdle();
+    this.lastCallbackError = undefined;
+  }
+
+  #enterRunning(): TpmVersion {
+    this.#enter();
+    const v = this.#tpmVersion;
+    if (v === undefined) throw new EngineError('ENGINE_NOT_RUNNING', 'the TPM is not running');
+    return v;
+  }
+
+  #executeAsync(cmd: Uint8Array): Promise<Uint8Array> {
+    const lib = this.#lib;
+    const version = this.#tpmVersion as TpmVersion;
+    // The command must stay at a stable native address while the worker reads it.
+    const p = this.#malloc(Math.max(cmd.length, 1));
+    if (cmd.length > 0) new Uint8Array(lib.koffi.view(p, cmd.length)).set(cmd);
+    let settle!: (err: unknown, rsp?: Uint8Array) => void;
+    const done = new Promise<Uint8Array>((resolve, reject) => {
+      settle = (err, rsp) => (err ? reject(err) : resolve(rsp as Uint8Array));
+    });
+    this.#idle = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      lib.Process.async(this.#rsp, this.#rsp + 8n, this.#rsp + 12n, p, cmd.length, (err, rc) => {
+        lib.free(p);
+        this.#idle = undefined;
+        if (err) return settle(err);
+        this.lastProcessRc = rc;
+        settle(undefined, this.#response(version));
+      });
+    } catch (err) {
+      lib.free(p);
+      this.#idle = undefined;
+      throw err;
+    }
+    return done;
+  }
+
+  /** Copies the response out of libtpms' buffer, which it realloc()s at will. */
+  #response(version: TpmVersion): Uint8Array {
+    const v = this.#rspView;
+    const p = v.getBigUint64(0, LE);
+    const len = v.getUint32(8, LE);
+    if (p === 0n || len < 10) return fatalErrorResponse(version);
+    if (p !== this.#rspBufPtr || this.#rspBuf.length < len) {
+      const size = Math.max(v.getUint32(12, LE), len);
+      this.#rspBuf = new Uint8Array(this.#lib.koffi.view(p, size));
+      this.#rspBufPtr = p;
+    }
+    return Buffer.from(this.#rspBuf.subarray(0, len));
+  }
+
+  /** Calls `fn(u8 **buf, len *)`, copies the malloc()ed result out and frees it. */
+  #takeOut(fn: (buf: Ptr, len: Ptr) => number, sizeT = false): StateResult {
+    const v = this.#outView;
+    v.setBigUint64(0, 0n, LE);
+    v.setBigUint64(8, 0n, LE);
+    const rc = fn(this.#out, this.#out + 8n);
+    const p = v.getBigUint64(0, LE);
+    if (p === 0n) return { rc, data: new Uint8Array(0) };
+    const len = sizeT ? Number(v.getBigUint64(8, LE)) : v.getUint32(8, LE);
+    try {
+      const data =
+        len > 0 ? new Uint8Array(new Uint8Array(this.#lib.koffi.view(p, len))) : new Uint8Array(0);
+      return { rc, data };
+    } finally {
+      this.#lib.free(p);
+    }
+  }
+
+  #malloc(size: number): Ptr {
+    const p = this.#lib.malloc(size);
+    if (p === null || p === 0n) throw new EngineError('ENGINE_NO_MEMORY', `malloc(${size}) failed`);
+    return p;
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * koffi 3 binding of Debian's `libtpms.so.0` (0.9.2; 0.10 symbols optional) and of
+ * libc malloc/free. Thin on purpose: names and signatures follow
+ * /usr/include/libtpms/tpm_library.h and tpm_tis.h; the Engine adds the policy.
+ *
+ * Nothing is loaded at import time: `import koffi` alone costs 10–27 ms, so koffi
+ * is required on the first `loadLibtpms()` call (about 2 ms more for dlopen and
+ * the ~30 declarations).
+ *
+ * Conventions of this binding (koffi 3):
+ * - pointers are BigInt; `u8 **` / `u32 *` out-parameters that the Engine reads
+ *   from its own malloc()ed slots are declared `void *`;
+ * - small integer out-parameters use `_Out_ T *` with a one-element JS array;
+ * - a `const char *` callback argument arrives as a JS string.
+ */
+import { createRequire } from 'node:module';
+import type koffiModule from 'koffi';
+import type { KoffiFunc, TypeObject } from 'koffi';
+
+export type Koffi = typeof koffiModule;
+/** Native address as koffi 3 represents it; `null` is NULL. */
+export type Ptr = bigint;
+type PtrIn = bigint | Uint8Array | null;
+
+/** TPMLIB_TPMVersion (tpm_library.h). */
+export const TPMLIB_TPM_VERSION_1_2 = 0;
+export const TPMLIB_TPM_VERSION_2 = 1;
+
+/** enum TPMLIB_StateType (tpm_library.h): bit values, SAVE_STATE is 4, not 3. */
+export const TPMLIB_STATE_PERMANENT = 1;
+export const TPMLIB_STATE_VOLATILE = 2;
+export const TPMLIB_STATE_SAVE_STATE = 4;
+
+/** enum TPMLIB_InfoFlags: 1, 2, 4 exist in 0.9; 8..128 are 0.10+ only. */
+export const TPMLIB_INFO_TPMSPECIFICATION = 1;
+export const TPMLIB_INFO_TPMATTRIBUTES = 2;
+export const TPMLIB_INFO_TPMFEATURES = 4;
+
+/** enum TPMLIB_TPMProperty (first three are the ones 0.9.2 TPM 2 answers). */
+export const TPMPROP_TPM_RSA_KEY_LENGTH_MAX = 1;
+export const TPMPROP_TPM_BUFFER_MAX = 2;
+export const TPMPROP_TPM_KEY_HANDLES = 3;
+
+/** enum TPMLIB_BlobType. */
+export const TPMLIB_BLOB_TYPE_INITSTATE = 0;
+
+/** JS side of `struct libtpms_callbacks` (LP64: 64 bytes, function pointers at 8..56). */
+export interface CallbackImpls {
+  nvramInit(): number;
+  /** `(u8 **data, u32 *len, u32 tpm_number, const char *name)`; *data must be malloc()ed. */
+  nvramLoadData(data: Ptr, length: Ptr, tpmNumber: number, name: string): number;
+  /** `(const u8 *data, u32 len, u32 tpm_number, const char *name)`; data is borrowed. */
+  nvramStoreData(data: Ptr | null, length: number, tpmNumber: number, name: string): number;
+  nvramDeleteName(tpmNumber: number, name: string, mustExist: number): number;
+  ioInit(): number;
+  /** `(TPM_MODIFIER_INDICATOR *locality, u32 tpm_number)`; TPM_MODIFIER_INDICATOR is u32. */
+  ioGetLocality(locality: Ptr, tpmNumber: number): number;
+}
+
+export interface Libtpms {
+  readonly koffi: Koffi;
+  readonly GetVersion: KoffiFunc<() => number>;
+  readonly ChooseTPMVersion: KoffiFunc<(ver: number) => number>;
+  /** Registers the callbacks; see `registerCallbacks`. */
+  readonly RegisterCallbacks: KoffiFunc<(cbs: object) => number>;
+  readonly MainInit: KoffiFunc<() => number>;
+  readonly Terminate: KoffiFunc<() => void>;
+  /** `(u8 **resp, u32 *resp_size, u32 *resp_bufsize, u8 *cmd, u32 cmd_size)`. */
+  readonly Process: KoffiFunc<
+    (resp: Ptr, respSize: Ptr, respBufSize: Ptr, cmd: PtrIn, cmdSize: number) => number
+  >;
+  /** `(u8 **buf, u32 *len)`; the caller frees *buf. */
+  readonly VolatileAll_Store: KoffiFunc<(buf: Ptr, len: Ptr) => number>;
+  readonly CancelCommand: KoffiFunc<() => number>;
+  readonly GetTPMProperty: KoffiFunc<(prop: number, result: number[]) => number>;
+  /** Returns a malloc()ed JSON C string or NULL. */
+  readonly GetInfo: KoffiFunc<(flags: number) => Ptr | null>;
+  readonly SetBufferSize: KoffiFunc<(wanted: number, min: number[], max: number[]) => number>;
+  readonly GetState: KoffiFunc<(st: number, buf: Ptr, len: Ptr) => number>;
+  readonly SetState: KoffiFunc<(st: number, buf: PtrIn, len: number) => number>;
+  readonly ValidateState: KoffiFunc<(st: number, flags: number) => number>;
+  /** `(const char *data, enum type, u8 **result, size_t *result_len)`. */
+  readonly DecodeBlob: KoffiFunc<(data: string, type: number, result: Ptr, len: Ptr) => number>;
+  readonly SetDebugFD: KoffiFunc<(fd: number) => void>;
+  readonly SetDebugLevel: KoffiFunc<(level: number) => void>;
+  /** libtpms strdup()s the prefix (checked in the 0.9.2 disassembly). */
+  readonly SetDebugPrefix: KoffiFunc<(prefix: string | null) => number>;
+  readonly Hash_Start: KoffiFunc<() => number>;
+  readonly Hash_Data: KoffiFunc<(data: PtrIn, len: number) => number>;
+  readonly Hash_End: KoffiFunc<() => number>;
+  readonly TpmEstablished_Get: KoffiFunc<(established: number[]) => number>;
+  readonly TpmEstablished_Reset: KoffiFunc<() => number>;
+  /** Same as libc free() in 0.9.2. */
+  readonly TPM_Free: KoffiFunc<(p: Ptr | null) => void>;
+  /** libtpms >= 0.10 only. */
+  readonly SetProfile: KoffiFunc<(profile: string | null) => number> | undefined;
+  /** libtpms >= 0.10 only: whether the last MainInit manufactured a new TPM. */
+  readonly WasManufactured: KoffiFunc<() => boolean> | undefined;
+  readonly malloc: KoffiFunc<(size: number) => Ptr | null>;
+  readonly free: KoffiFunc<(p: Ptr | null) => void>;
+  /**
+   * Registers the six JS callbacks (physical presence stays NULL, as in swtpm) with
+   * koffi and libtpms. koffi has 8,192 callback slots per process: call once.
+   */
+  registerCallbacks(impl: CallbackImpls): number;
+}
+
+let cached: Libtpms | undefined;
+
+/**
+ * Loads libtpms (RTLD_DEEPBIND, so its OpenSSL symbols bind to the system
+ * libcrypto instead of the copy statically linked into node) on first use.
+ *
+ * @example
+ * const lib = loadLibtpms();
+ * lib.GetVersion(); // 0x000902 on Debian 12
+ */
+export function loadLibtpms(path = 'libtpms.so.0'): Libtpms {
+  if (cached) return cached;
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const lib = koffi.load(path, { deep: true });
+  const libc = koffi.load('libc.so.6');
+  const f = <T extends (...args: never[]) => unknown>(decl: string) =>
+    lib.func(decl) as unknown as KoffiFunc<T>;
+  const optional = <T extends (...args: never[]) => unknown>(decl: string) => {
+    try {
+      return f<T>(decl);
+    } catch {
+      // koffi throws "Cannot find function" for symbols absent from 0.9.x.
+      return undefined;
+    }
+  };
+  const u32 = 'uint32_t';
+  const protos = {
+    init: koffi.proto(`${u32} tpm_nvram_init_cb(void)`),
+    load: koffi.proto(`${u32} tpm_nvram_loaddata_cb(void *, void *, ${u32}, const char *)`),
+    store: koffi.proto(`${u32} tpm_nvram_storedata_cb(void *, ${u32}, ${u32}, const char *)`),
+    del: koffi.proto(`${u32} tpm_nvram_deletename_cb(${u32}, const char *, uint8_t)`),
+    ioInit: koffi.proto(`${u32} tpm_io_init_cb(void)`),
+    loc: koffi.proto(`${u32} tpm_io_getlocality_cb(void *, ${u32})`),
+    pp: koffi.proto(`${u32} tpm_io_getphysicalpresence_cb(void *, ${u32})`),
+  };
+  const Callbacks = koffi.struct('libtpms_callbacks', {
+    sizeOfStruct: 'int',
+    tpm_nvram_init: koffi.pointer(protos.init),
+    tpm_nvram_loaddata: koffi.pointer(protos.load),
+    tpm_nvram_storedata: koffi.pointer(protos.store),
+    tpm_nvram_deletename: koffi.pointer(protos.del),
+    tpm_io_init: koffi.pointer(protos.ioInit),
+    tpm_io_getlocality: koffi.pointer(protos.loc),
+    tpm_io_getphysicalpresence: koffi.pointer(protos.pp),
+  });
+  const RegisterCallbacks = lib.func('TPMLIB_RegisterCallbacks', u32, [
+    koffi.pointer(Callbacks),
+  ]) as unknown as Libtpms['RegisterCallbacks'];
+
+  const binding: Libtpms = {
+    koffi,
+    GetVersion: f(`${u32} TPMLIB_GetVersion(void)`),
+    ChooseTPMVersion: f(`${u32} TPMLIB_ChooseTPMVersion(int ver)`),
+    RegisterCallbacks,
+    MainInit: f(`${u32} TPMLIB_MainInit(void)`),
+    Terminate: f('void TPMLIB_Terminate(void)'),
+    Process: f(
+      `${u32} TPMLIB_Process(void *resp, void *rlen, void *rsize, void *cmd, ${u32} clen)`,
+    ),
+    VolatileAll_Store: f(`${u32} TPMLIB_VolatileAll_Store(void *buf, void *len)`),
+    CancelCommand: f(`${u32} TPMLIB_CancelCommand(void)`),
+    GetTPMProperty: f(`${u32} TPMLIB_GetTPMProperty(int prop, _Out_ int *result)`),
+    GetInfo: f('void *TPMLIB_GetInfo(int flags)'),
+    SetBufferSize: f(
+      `${u32} TPMLIB_SetBufferSize(${u32} wanted, _Out_ ${u32} *min, _Out_ ${u32} *max)`,
+    ),
+    GetState: f(`${u32} TPMLIB_GetState(int st, void *buf, void *len)`),
+    SetState: f(`${u32} TPMLIB_SetState(int st, void *buf, ${u32} len)`),
+    ValidateState: f(`${u32} TPMLIB_ValidateState(int st, unsigned int flags)`),
+    DecodeBlob: f(`${u32} TPMLIB_DecodeBlob(const char *data, int type, void *res, void *len)`),
+    SetDebugFD: f('void TPMLIB_SetDebugFD(int fd)'),
+    SetDebugLevel: f('void TPMLIB_SetDebugLevel(unsigned int level)'),
+    SetDebugPrefix: f(`${u32} TPMLIB_SetDebugPrefix(const char *prefix)`),
+    Hash_Start: f(`${u32} TPM_IO_Hash_Start(void)`),
+    Hash_Data: f(`${u32} TPM_IO_Hash_Data(void *data, ${u32} len)`),
+    Hash_End: f(`${u32} TPM_IO_Hash_End(void)`),
+    TpmEstablished_Get: f(`${u32} TPM_IO_TpmEstablished_Get(_Out_ uint8_t *established)`),
+    TpmEstablished_Reset: f(`${u32} TPM_IO_TpmEstablished_Reset(void)`),
+    TPM_Free: f('void TPM_Free(void *p)'),
+    SetProfile: optional(`${u32} TPMLIB_SetProfile(const char *profile)`),
+    WasManufactured: optional('bool TPMLIB_WasManufactured(void)'),
+    malloc: libc.func('void *malloc(size_t size)') as unknown as Libtpms['malloc'],
+    free: libc.func('void free(void *p)') as unknown as Libtpms['free'],
+    registerCallbacks(impl: CallbackImpls): number {
+      const reg = (fn: (...a: never[]) => number, proto: TypeObject) =>
+        koffi.register(fn, koffi.pointer(proto));
+      return RegisterCallbacks({
+        sizeOfStruct: koffi.sizeof(Callbacks),
+        tpm_nvram_init: reg(() => impl.nvramInit(), protos.init),
+        tpm_nvram_loaddata: reg(
+          (d: Ptr, l: Ptr, n: number, s: string) => impl.nvramLoadData(d, l, n, s),
+          protos.load,
+        ),
+        tpm_nvram_storedata: reg(
+          (d: Ptr | null, l: number, n: number, s: string) => impl.nvramStoreData(d, l, n, s),
+          protos.store,
+        ),
+        tpm_nvram_deletename: reg(
+          (n: number, s: string, m: number) => impl.nvramDeleteName(n, s, m),
+          protos.del,
+        ),
+        tpm_io_init: reg(() => impl.ioInit(), protos.ioInit),
+        tpm_io_getlocality: reg((p: Ptr, n: number) => impl.ioGetLocality(p, n), protos.loc),
+        tpm_io_getphysicalpresence: null,
+      });
+    },
+  };
+  cached = binding;
+  return binding;
+}
