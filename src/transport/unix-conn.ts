@@ -1,0 +1,78 @@
+/**
+ * Adapters from FdChannel / UnixServer to the session layer's Conn / ConnServer
+ * (conn.ts), for a Unix control socket that must receive SCM_RIGHTS fds and for a
+ * data fd passed with CMD_SET_DATAFD (SOCK_STREAM or SOCK_DGRAM).
+ */
+import { type Conn, type ConnServer, noop } from './conn.js';
+import { FdChannel, type FdChannelOptions } from './fd-channel.js';
+import { UnixServer, type UnixServerOptions } from './unix-server.js';
+
+/** A Conn whose calls go to the channel `get()` returns (once it exists). */
+function connOf(peer: string, get: () => FdChannel | undefined): Conn {
+  return {
+    peer,
+    onData: noop,
+    onClose: noop,
+    // A failed write closes the channel, which reports through onClose.
+    write: (buf) => void get()?.write(buf).catch(noop),
+    close: () => get()?.close(),
+    pause: () => get()?.pause(),
+    resume: () => get()?.resume(),
+  };
+}
+
+/**
+ * Wraps a connected socket fd (owned from now on) as a Conn: one chunk per recvmsg,
+ * so a datagram is one chunk. `bufferSize` 4105 is swtpm's data buffer (4096 + 9).
+ *
+ * @example
+ * const data = fdConn(msg.fds[0], { bufferSize: 4105 }); // after CMD_SET_DATAFD
+ * data.onData = (cmd) => session.command(cmd);
+ */
+export function fdConn(
+  fd: number,
+  opts: Omit<FdChannelOptions, 'onMessage' | 'onClose'> = {},
+): Conn {
+  const conn = connOf(`fd ${fd}`, () => ch); // called only after `ch` exists
+  const ch = new FdChannel(fd, {
+    ...opts,
+    onMessage: (m) => conn.onData(m.data, m.fds),
+    onClose: () => conn.onClose(),
+  });
+  return conn;
+}
+
+/**
+ * A ConnServer over a UnixServer (path, `fd=` listener or `clientFd=`): chunks carry
+ * the fds received with them. Set `onConn` right after creation (connections are
+ * reported from the event loop, or from a microtask for `clientFd`).
+ */
+export function unixConnServer(
+  opts: Omit<UnixServerOptions, 'onMessage' | 'onConnection' | 'onClose'>,
+): ConnServer {
+  let conn: Conn | undefined;
+  let chan: FdChannel | undefined;
+  const server: ConnServer = {
+    onConn: noop,
+    close: () => srv.closeServer(),
+    address: opts.path ?? `fd ${opts.fd ?? opts.clientFd}`,
+  };
+  const srv = new UnixServer({
+    ...opts,
+    onConnection: (ch) => {
+      chan = ch;
+      conn = connOf(`unix ${server.address}`, () => ch);
+      server.onConn(conn);
+    },
+    onMessage: (m, ch) => {
+      if (ch === chan) conn?.onData(m.data, m.fds);
+    },
+    onClose: (_r, _e, ch) => {
+      if (ch !== chan) return;
+      const c = conn;
+      conn = chan = undefined;
+      c?.onClose();
+    },
+  });
+  return server;
+}
