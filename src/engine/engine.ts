@@ -148,6 +148,18 @@ export class Engine {
   }
 
   /**
+   * TPMLIB_ChooseTPMVersion alone, so GetInfo and SetBufferSize answer for `version`
+   * before the TPM is started (swtpm chooses at launch). A no-op while running.
+   */
+  choose(version: TpmVersion): number {
+    this.#enter();
+    if (this.#tpmVersion !== undefined) return TPM_SUCCESS;
+    return this.#lib.ChooseTPMVersion(
+      version === '2.0' ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2,
+    );
+  }
+
+  /**
    * TPMLIB_ChooseTPMVersion + TPMLIB_MainInit. MainInit manufactures a TPM when the
    * store has no `permall`, and resumes from `volatilestate` when present.
    * Returns 0 or the libtpms result (see `lastCallbackError` for store failures).

@@ -1,0 +1,285 @@
+import { type OptDef, getopt } from './getopt.js';
+import { CliError, parseSubopts } from './subopts.js';
+
+export type Iface = 'socket' | 'chardev' | 'cuse';
+
+export interface ChannelConfig {
+  readonly type: 'tcp' | 'unixio';
+  readonly port?: number;
+  readonly bindaddr?: string;
+  readonly path?: string;
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly fd?: number;
+  readonly clientfd?: number;
+  readonly disconnect: boolean;
+  readonly terminate: boolean;
+}
+
+/** Everything `tswtpm socket|chardev|cuse` was asked to do. Raw sub-option values are kept. */
+export interface Config {
+  readonly iface: Iface;
+  tpm2: boolean;
+  server?: ChannelConfig;
+  ctrl?: ChannelConfig;
+  terminate: boolean;
+  daemon: boolean;
+  tpmstate?: Record<string, string | number | boolean>;
+  flags: {
+    notNeedInit: boolean;
+    startup: 'clear' | 'state' | 'deactivated' | 'none' | undefined;
+    disableAutoShutdown: boolean;
+  };
+  locality: { rejectLocality4: boolean; allowSetLocality: boolean };
+  pid?: Record<string, string | number | boolean>;
+  log?: Record<string, string | number | boolean>;
+  key?: Record<string, string | number | boolean>;
+  migrationKey?: Record<string, string | number | boolean>;
+  migration: { incoming: boolean; releaseLockOutgoing: boolean };
+  chardev?: string;
+  name?: string;
+  printCapabilities: boolean;
+  printStates: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+const COMMON: OptDef[] = [
+  { long: 'tpm2', arg: false },
+  { long: 'tpmstate', arg: true },
+  { long: 'flags', arg: true },
+  { long: 'locality', arg: true },
+  { long: 'pid', arg: true },
+  { long: 'log', arg: true },
+  { long: 'key', arg: true },
+  { long: 'migration-key', arg: true },
+  { long: 'migration', arg: true },
+  { long: 'runas', short: 'r', arg: true },
+  { long: 'seccomp', arg: true },
+  { long: 'print-capabilities', arg: false },
+  { long: 'print-states', arg: false },
+  { long: 'help', short: 'h', arg: false },
+  { long: 'version', short: 'v', arg: false },
+  { long: 'daemon', short: 'd', arg: false },
+];
+
+export const OPTIONS: Readonly<Record<Iface, readonly OptDef[]>> = {
+  socket: [
+    ...COMMON,
+    { long: 'port', short: 'p', arg: true },
+    { long: 'fd', short: 'f', arg: true },
+    { long: 'terminate', short: 't', arg: false },
+    { long: 'server', arg: true },
+    { long: 'ctrl', arg: true },
+  ],
+  chardev: [
+    ...COMMON,
+    { long: 'chardev', short: 'c', arg: true },
+    { long: 'fd', short: 'f', arg: true },
+    { long: 'ctrl', arg: true },
+    { long: 'vtpm-proxy', arg: false },
+  ],
+  cuse: [
+    ...COMMON.filter((d) => d.long !== 'daemon'),
+    { long: 'name', short: 'n', arg: true },
+    { long: 'maj', short: 'M', arg: true },
+    { long: 'min', short: 'm', arg: true },
+  ],
+};
+
+const CHANNEL_SPEC = {
+  type: 'string',
+  port: 'int',
+  bindaddr: 'string',
+  ifname: 'string',
+  path: 'string',
+  mode: 'mode',
+  uid: 'uid',
+  gid: 'gid',
+  fd: 'int',
+  clientfd: 'int',
+  disconnect: 'bool',
+  terminate: 'bool',
+} as const;
+
+function channel(what: 'server' | 'ctrl', value: string): ChannelConfig {
+  const o = parseSubopts(what, value, CHANNEL_SPEC);
+  const type = (o.type as string | undefined) ?? (what === 'server' ? 'tcp' : undefined);
+  if (type !== 'tcp' && type !== 'unixio') {
+    throw new CliError(
+      what === 'ctrl'
+        ? `Unsupport control channel type: ${type ?? ''}`
+        : `Unsupported socket type: ${type ?? ''}`,
+    );
+  }
+  const c: Record<string, unknown> = {
+    type,
+    disconnect: o.disconnect === true,
+    terminate: o.terminate === true,
+  };
+  for (const k of ['port', 'bindaddr', 'path', 'mode', 'uid', 'gid', 'fd', 'clientfd']) {
+    if (o[k] !== undefined) c[k] = o[k];
+  }
+  return c as unknown as ChannelConfig;
+}
+
+/** Parses the arguments after the interface name. Throws CliError. */
+export function parseArgs(iface: Iface, argv: readonly string[]): Config {
+  const { opts, rest } = getopt(iface, argv, OPTIONS[iface]);
+  if (rest.length > 0) throw new CliError(`Unknown parameter '${rest[0]}'`);
+  const cfg: Config = {
+    iface,
+    tpm2: false,
+    terminate: false,
+    daemon: false,
+    flags: { notNeedInit: false, startup: undefined, disableAutoShutdown: false },
+    locality: { rejectLocality4: false, allowSetLocality: false },
+    migration: { incoming: false, releaseLockOutgoing: false },
+    printCapabilities: false,
+    printStates: false,
+    help: false,
+    version: false,
+  };
+  for (const { name, value } of opts) apply(cfg, name, value ?? '');
+  return cfg;
+}
+
+function apply(cfg: Config, name: string, v: string): void {
+  switch (name) {
+    case 'tpm2':
+      cfg.tpm2 = true;
+      return;
+    case 'help':
+      cfg.help = true;
+      return;
+    case 'version':
+      cfg.version = true;
+      return;
+    case 'terminate':
+      cfg.terminate = true;
+      return;
+    case 'daemon':
+      cfg.daemon = true;
+      return;
+    case 'print-capabilities':
+      cfg.printCapabilities = true;
+      return;
+    case 'print-states':
+      cfg.printStates = true;
+      return;
+    case 'server':
+      cfg.server = channel('server', v);
+      return;
+    case 'ctrl':
+      cfg.ctrl = channel('ctrl', v);
+      return;
+    case 'port': {
+      if (!/^\d+$/.test(v) || Number(v) > 65535) throw new CliError(`Invalid port '${v}'`);
+      cfg.server = { type: 'tcp', port: Number(v), disconnect: true, terminate: false };
+      return;
+    }
+    case 'fd': {
+      const fd = Number.parseInt(v, 10);
+      if (!/^\d+$/.test(v) || fd < 3) throw new CliError(`Invalid file descriptor '${v}'`);
+      cfg.server = { type: 'tcp', fd, disconnect: false, terminate: true };
+      cfg.terminate = true;
+      return;
+    }
+    case 'chardev':
+      cfg.chardev = v;
+      return;
+    case 'name':
+      cfg.name = v;
+      return;
+    case 'tpmstate':
+      cfg.tpmstate = parseSubopts('tpmstate', v, {
+        dir: 'string',
+        'backend-uri': 'string',
+        mode: 'mode',
+        lock: 'bool',
+        backup: 'bool',
+        fsync: 'bool',
+      });
+      return;
+    case 'flags': {
+      const o = parseSubopts('flags', v, {
+        'not-need-init': 'bool',
+        'startup-clear': 'bool',
+        'startup-state': 'bool',
+        'startup-deactivated': 'bool',
+        'startup-none': 'bool',
+        'disable-auto-shutdown': 'bool',
+      });
+      // Priority when several are given: clear > state > deactivated > none.
+      const startup = o['startup-clear']
+        ? 'clear'
+        : o['startup-state']
+          ? 'state'
+          : o['startup-deactivated']
+            ? 'deactivated'
+            : o['startup-none']
+              ? 'none'
+              : undefined;
+      cfg.flags = {
+        notNeedInit: o['not-need-init'] === true || startup !== undefined,
+        startup,
+        disableAutoShutdown: o['disable-auto-shutdown'] === true,
+      };
+      return;
+    }
+    case 'locality': {
+      const o = parseSubopts('locality', v, {
+        'reject-locality-4': 'bool',
+        'allow-set-locality': 'bool',
+      });
+      cfg.locality = {
+        rejectLocality4: o['reject-locality-4'] === true,
+        allowSetLocality: o['allow-set-locality'] === true,
+      };
+      return;
+    }
+    case 'pid':
+      cfg.pid = parseSubopts('pid', v, { file: 'string', fd: 'int' });
+      return;
+    case 'log':
+      cfg.log = parseSubopts('logging', v, {
+        file: 'string',
+        fd: 'int',
+        level: 'int',
+        prefix: 'string',
+        truncate: 'bool',
+      });
+      return;
+    case 'key':
+    case 'migration-key':
+      cfg[name === 'key' ? 'key' : 'migrationKey'] = parseSubopts(name, v, KEY_SPEC);
+      return;
+    case 'migration': {
+      const o = parseSubopts('migration', v, { incoming: 'bool', 'release-lock-outgoing': 'bool' });
+      cfg.migration = {
+        incoming: o.incoming === true,
+        releaseLockOutgoing: o['release-lock-outgoing'] === true,
+      };
+      return;
+    }
+    case 'runas':
+    case 'seccomp':
+    case 'maj':
+    case 'min':
+    case 'vtpm-proxy':
+      // Accepted for command-line compatibility; see docs/compat.md.
+      return;
+  }
+}
+
+const KEY_SPEC = {
+  file: 'string',
+  fd: 'int',
+  pwdfile: 'string',
+  pwdfd: 'int',
+  format: 'string',
+  mode: 'string',
+  remove: 'bool',
+  kdf: 'string',
+} as const;

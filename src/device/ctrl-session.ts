@@ -1,0 +1,188 @@
+import { closeSync } from 'node:fs';
+import {
+  type CtrlResponse,
+  decodeSocketRequest,
+  encodeSocketResponse,
+  result4,
+  socketBytesNeeded,
+} from '../protocol/ctrl/index.js';
+import { TPM_BAD_ORDINAL, TPM_BAD_PARAMETER, TPM_FAIL } from '../protocol/tpm/results.js';
+import type { Conn } from '../transport/conn.js';
+import { MAX_STATE_BLOB, control, stateCheck } from './control.js';
+import type { Device } from './device.js';
+
+export interface CtrlSessionOptions {
+  /** Deadline for the fixed part of a request (swtpm: 500 ms). */
+  readonly deadlineMs?: number;
+  /** Called once when the connection is gone (ctrl `terminate` exits then). */
+  readonly onEnd?: () => void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Serves the control channel on one socket connection, big-endian (§2). Requests are
+ * strictly one at a time. The fixed part of a request must arrive within the deadline;
+ * the variable tails of HASH_DATA and SET_STATEBLOB may take as long as they take.
+ */
+export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}): void {
+  let buf: Buffer = EMPTY;
+  let fds: number[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let busy = false;
+  let closed = false;
+  /** Streaming tail of HASH_DATA / SET_STATEBLOB. */
+  let tail: { kind: 'hash' | 'blob'; remaining: number; parts: Buffer[]; rc: number } | undefined;
+  let blobHead: { stateFlags: number; type: number; length: number } | undefined;
+
+  const reply = (rsp: Uint8Array, thenClose = false) => {
+    if (closed) return;
+    conn.write(rsp);
+    if (thenClose) conn.close();
+  };
+
+  const dropFds = () => {
+    for (const fd of fds) closeSync(fd);
+    fds = [];
+  };
+
+  const finish = (r: CtrlResponse | Promise<CtrlResponse>, encode: (x: CtrlResponse) => Buffer) => {
+    if (!(r instanceof Promise)) {
+      reply(encode(r));
+      return;
+    }
+    busy = true;
+    conn.pause();
+    r.then(
+      (x) => {
+        busy = false;
+        reply(encode(x));
+        conn.resume();
+        pump();
+      },
+      () => conn.close(),
+    );
+  };
+
+  const handle = (msg: Buffer) => {
+    const d = decodeSocketRequest(msg);
+    if (!d.ok) {
+      dropFds();
+      if (d.def === undefined) return reply(result4(d.result || TPM_BAD_ORDINAL));
+      const pre = stateCheck(dev, d.def.name);
+      return reply(result4(pre || d.result));
+    }
+    const { def, req } = d;
+    const encode = (x: CtrlResponse) => encodeSocketResponse(def, x);
+    if (req.cmd === 'SET_DATAFD') {
+      const fd = fds.shift();
+      dropFds();
+      return finish(control(dev, fd === undefined ? req : { ...req, fd }), encode);
+    }
+    dropFds();
+    if (req.cmd === 'HASH_DATA') {
+      const got = msg.length - 8;
+      if (got > req.length) return reply(result4(TPM_BAD_PARAMETER));
+      if (got === req.length) return finish(control(dev, req), encode);
+      const pre = stateCheck(dev, 'HASH_DATA');
+      if (pre) return reply(result4(pre), true);
+      tail = { kind: 'hash', remaining: req.length - got, parts: [], rc: 0 };
+      return feedHash(req.data);
+    }
+    if (req.cmd === 'SET_STATEBLOB') {
+      const got = msg.length - 16;
+      if (got > req.length) return reply(result4(TPM_BAD_PARAMETER));
+      if (got === req.length) return finish(control(dev, req), encode);
+      const pre = stateCheck(dev, 'SET_STATEBLOB');
+      // Answering early leaves the announced blob unread; close rather than misparse it.
+      if (pre) return reply(result4(pre), true);
+      if (req.length > MAX_STATE_BLOB) return reply(result4(TPM_FAIL), true);
+      blobHead = req;
+      tail = { kind: 'blob', remaining: req.length - got, parts: [req.data as Buffer], rc: 0 };
+      return;
+    }
+    finish(control(dev, req), encode);
+  };
+
+  const feedHash = (data: Uint8Array) => {
+    if (data.length === 0 || tail === undefined) return;
+    const r = control(dev, { cmd: 'HASH_DATA', length: data.length, data });
+    const note = (x: CtrlResponse) => {
+      if (tail !== undefined && tail.rc === 0) tail.rc = x.result;
+    };
+    if (r instanceof Promise) void r.then(note);
+    else note(r);
+  };
+
+  const onTail = (chunk: Buffer): Buffer => {
+    const t = tail!;
+    const take = Math.min(chunk.length, t.remaining);
+    const part = chunk.subarray(0, take);
+    t.remaining -= take;
+    if (t.kind === 'hash') feedHash(part);
+    else t.parts.push(part);
+    if (t.remaining === 0) {
+      tail = undefined;
+      if (t.kind === 'hash') {
+        // Queue behind the hashing calls so the result reflects all of them.
+        finish(
+          dev.serialize(() => ({ result: t.rc })),
+          (x) => result4(x.result),
+        );
+      } else {
+        const h = blobHead!;
+        blobHead = undefined;
+        const data = Buffer.concat(t.parts);
+        finish(control(dev, { cmd: 'SET_STATEBLOB', ...h, data }), (x) => result4(x.result));
+      }
+    }
+    return chunk.subarray(take);
+  };
+
+  const pump = () => {
+    while (!busy && !closed && buf.length > 0) {
+      if (tail !== undefined) {
+        buf = onTail(buf);
+        // swtpm master never reads past the announced length; the rest is a new request.
+        continue;
+      }
+      const need = socketBytesNeeded(buf);
+      if (buf.length < need) {
+        timer ??= setTimeout(expire, opts.deadlineMs ?? 500);
+        return;
+      }
+      clearDeadline();
+      const msg = buf;
+      buf = EMPTY;
+      handle(msg);
+    }
+  };
+
+  const clearDeadline = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+
+  // swtpm closes silently when a request stays incomplete; we say why, then close.
+  const expire = () => {
+    timer = undefined;
+    buf = EMPTY;
+    dropFds();
+    reply(result4(TPM_BAD_PARAMETER), true);
+  };
+
+  conn.onData = (chunk, newFds) => {
+    if (tail === undefined && buf.length === 0) {
+      dropFds();
+      fds = [...newFds];
+    } else for (const fd of newFds) closeSync(fd);
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    pump();
+  };
+  conn.onClose = () => {
+    closed = true;
+    clearDeadline();
+    dropFds();
+    opts.onEnd?.();
+  };
+}
