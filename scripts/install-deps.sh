@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tswtpm and its test suite need:
+#   libtpms0            the TPM itself (loaded with koffi)
+#   swtpm, swtpm-tools  C swtpm 0.7.1 and swtpm_ioctl, the oracle of the differential tests
+#   tpm2-tools          real TPM clients (tcti-swtpm)
+#   qemu-system-x86, seabios, linux-image-amd64, busybox-static, cpio
+#                       QEMU boot and guest tests (TCG)
+#   gcc, linux-libc-dev the FUSE uapi layout check of the CUSE front end
+# Node.js 20 and npm are expected to be there already.
+set -euo pipefail
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+pkgs=(libtpms0 swtpm swtpm-tools tpm2-tools socat qemu-system-x86 seabios qemu-utils
+  linux-image-amd64 busybox-static cpio gzip kmod gcc libc6-dev linux-libc-dev python3 procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
