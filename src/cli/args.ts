@@ -25,7 +25,8 @@ export interface Config {
   ctrl?: ChannelConfig;
   terminate: boolean;
   daemon: boolean;
-  tpmstate?: Record<string, string | number | boolean>;
+  /** Raw `--tpmstate` value (validated here, interpreted by storage/uri.ts). */
+  tpmstate?: string;
   flags: {
     notNeedInit: boolean;
     startup: 'clear' | 'state' | 'deactivated' | 'none' | undefined;
@@ -193,7 +194,8 @@ function apply(cfg: Config, name: string, v: string): void {
       cfg.name = v;
       return;
     case 'tpmstate':
-      cfg.tpmstate = parseSubopts('tpmstate', v, {
+      cfg.tpmstate = v;
+      parseSubopts('tpmstate', v, {
         dir: 'string',
         'backend-uri': 'string',
         mode: 'mode',

@@ -41,7 +41,8 @@ export function getopt(prog: string, argv: readonly string[], defs: readonly Opt
         continue;
       }
       let value: string | undefined = eq >= 0 ? a.slice(eq + 1) : argv[++i];
-      if (value === undefined) throw new CliError(`${prog}: option '--${d.long}' requires an argument`);
+      if (value === undefined)
+        throw new CliError(`${prog}: option '--${d.long}' requires an argument`);
       opts.push({ name: d.long, value });
       value = undefined;
       continue;
@@ -56,7 +57,8 @@ export function getopt(prog: string, argv: readonly string[], defs: readonly Opt
           continue;
         }
         const value = j + 1 < a.length ? a.slice(j + 1) : argv[++i];
-        if (value === undefined) throw new CliError(`${prog}: option requires an argument -- '${c}'`);
+        if (value === undefined)
+          throw new CliError(`${prog}: option requires an argument -- '${c}'`);
         opts.push({ name: d.long, value });
         break;
       }

@@ -41,7 +41,7 @@ export class Logger {
   /** An error: always written (stderr when no log file is configured). */
   error(msg: string): void {
     if (this.fd === -1) return;
-    const p = this.fd === 2 && this.prefix === '' ? 'swtpm: ' : this.prefix;
+    const p = this.fd === 2 && this.prefix === '' ? 'tswtpm: ' : this.prefix;
     this.write(`${p}${msg}\n`);
   }
 

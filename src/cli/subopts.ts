@@ -65,33 +65,46 @@ export function parseSubopts(
   return out;
 }
 
-function convert(what: string, name: string, kind: SubKind, v: SubValue): string | number | boolean {
+function convert(
+  what: string,
+  name: string,
+  kind: SubKind,
+  v: SubValue,
+): string | number | boolean {
   switch (kind) {
     case 'bool':
       return v === true || /^(true|1)$/i.test(v);
     case 'string':
-      if (v === true) throw new CliError(`Error parsing ${what} options: Missing value for '${name}'`);
+      if (v === true)
+        throw new CliError(`Error parsing ${what} options: Missing value for '${name}'`);
       return v;
     case 'int': {
       if (v === true || !/^[+-]?\d+$/.test(v)) {
-        throw new CliError(`Error parsing ${what} options: invalid number '${v === true ? '' : v}'`);
+        throw new CliError(
+          `Error parsing ${what} options: invalid number '${v === true ? '' : v}'`,
+        );
       }
       return Number.parseInt(v, 10);
     }
     case 'mode': {
       const n = v === true ? Number.NaN : Number.parseInt(v, 8);
       if (v === true || !/^[0-7]+$/.test(v) || n > 0o777) {
-        throw new CliError(`Error parsing ${what} options: invalid mode type '${v === true ? '' : v}'`);
+        throw new CliError(
+          `Error parsing ${what} options: invalid mode type '${v === true ? '' : v}'`,
+        );
       }
       return n;
     }
     case 'uid':
     case 'gid': {
-      if (v === true) throw new CliError(`Error parsing ${what} options: Missing value for '${name}'`);
+      if (v === true)
+        throw new CliError(`Error parsing ${what} options: Missing value for '${name}'`);
       if (/^\d+$/.test(v)) return Number.parseInt(v, 10);
       const id = kind === 'uid' ? getpwnam(v) : getgrnam(v);
       if (id === undefined) {
-        throw new CliError(`Error parsing ${what} options: unknown ${kind === 'uid' ? 'user' : 'group'} '${v}'`);
+        throw new CliError(
+          `Error parsing ${what} options: unknown ${kind === 'uid' ? 'user' : 'group'} '${v}'`,
+        );
       }
       return id;
     }

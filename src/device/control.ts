@@ -196,18 +196,20 @@ function setStateBlob(
 ): CtrlResponse {
   if (!dev.ensureLocked()) return fail(TPM_IOERROR);
   if (req.length > MAX_STATE_BLOB) return fail(TPM_FAIL);
-  const name = BLOB_NAMES[req.type];
-  if (name === undefined) return fail(TPM_BAD_PARAMETER);
   if (req.data.length !== req.length) return fail(TPM_BAD_PARAMETER);
-  if (req.length === 0) return fail(dev.engine.setState(req.type as 1 | 2 | 3, null));
+  const name = BLOB_NAMES[req.type];
+  const type = req.type as 1 | 2 | 3;
+  if (req.length === 0) {
+    return fail(name === undefined ? TPM_BAD_PARAMETER : dev.engine.setState(type, null));
+  }
   let plain: Uint8Array;
   try {
-    plain = dev.opts.storage.decodeIncomingBlob(req.stateFlags, req.data);
+    plain = dev.opts.storage.decodeIncomingBlob(name, req.stateFlags, req.data);
   } catch (err) {
     dev.lastStorageError = err;
     return fail(resultOf(err));
   }
-  return fail(dev.engine.setState(req.type as 1 | 2 | 3, plain));
+  return fail(dev.engine.setState(type, plain.length === 0 ? null : plain));
 }
 
 function resultOf(err: unknown): number {

@@ -1,11 +1,11 @@
 import { channel } from 'node:diagnostics_channel';
 import { Engine } from '../engine/engine.js';
 import {
-  TPM_HEADER_SIZE,
-  TPM_CC_SET_LOCALITY,
   TPM2_CC_SHUTDOWN,
   TPM2_SU_CLEAR,
   TPM2_SU_STATE,
+  TPM_CC_SET_LOCALITY,
+  TPM_HEADER_SIZE,
   commandCode,
   errorResponse,
   responseCode,

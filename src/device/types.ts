@@ -32,8 +32,12 @@ export interface DeviceStorage extends NvStore {
     decrypted: boolean,
     plain?: Uint8Array,
   ): { blob: Uint8Array; encrypted: boolean } | undefined;
-  /** Unwraps a SET_STATEBLOB payload to the libtpms blob. Throws an error carrying `result`. */
-  decodeIncomingBlob(stateFlags: number, blob: Uint8Array): Uint8Array;
+  /**
+   * Unwraps a SET_STATEBLOB payload to the libtpms blob (empty: clear that state).
+   * `name` undefined is an unknown blob type, rejected after the header checks as in
+   * swtpm. Throws an error carrying `result`.
+   */
+  decodeIncomingBlob(name: StateName | undefined, stateFlags: number, blob: Uint8Array): Uint8Array;
 }
 
 export interface DeviceOptions {

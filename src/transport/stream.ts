@@ -43,8 +43,8 @@ export interface ListenOptions {
   readonly host?: string;
   readonly path?: string;
   readonly mode?: number;
-  readonly uid?: number;
-  readonly gid?: number;
+  readonly uid?: number | undefined;
+  readonly gid?: number | undefined;
   /** An inherited listening socket (`fd=`). */
   readonly fd?: number;
 }

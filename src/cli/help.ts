@@ -1,0 +1,65 @@
+import type { Iface } from './args.js';
+
+const COMMON = `--tpm2
+                 : emulate a TPM 2.0 (default: TPM 1.2)
+--tpmstate dir=<dir>[,mode=0...][,lock][,backup][,fsync]|backend-uri=dir://<dir>|file://<file>
+                 : where the TPM state lives; TPM_PATH in the environment
+                   stands in for dir=; mode sets the state files' mode
+                   bits (default 0640); lock=false disables the lock file
+--flags [not-need-init][,startup-clear|startup-state|startup-deactivated|startup-none][,disable-auto-shutdown]
+                 : not-need-init: start the TPM without CMD_INIT;
+                   startup-...: also send TPM_Startup of that type;
+                   disable-auto-shutdown: no TPM2_Shutdown before a reset
+--locality [reject-locality-4][,allow-set-locality]
+                 : reject locality 4; accept the vendor SetLocality command
+--key file=<path>|fd=<fd>|pwdfile=<path>|pwdfd=<fd>[,format=hex|binary][,mode=aes-cbc|aes-128-cbc|aes-256-cbc][,kdf=pbkdf2|sha512][,remove]
+                 : encrypt the state files with this AES key or passphrase
+--migration-key (same parameters as --key)
+                 : encrypt state blobs read through the control channel
+--migration [incoming][,release-lock-outgoing]
+                 : defer the storage lock for an incoming migration
+--pid file=<path>|fd=<fd>
+                 : write the process id there; removed at exit
+--log file=<path>|fd=<fd>[,level=n][,prefix=<prefix>][,truncate]
+                 : where to log ('-' disables logging); level 5 and more
+                   also enables libtpms' own log
+--print-capabilities
+                 : print the supported features as JSON and exit
+--print-states   : print the stored TPM states as JSON and exit
+-h|--help        : print this help and exit
+-v|--version     : print the version and exit
+`;
+
+const CHANNELS = `--ctrl type=unixio|tcp[,path=<path>][,port=<port>][,bindaddr=<addr>][,fd=<fd>|clientfd=<fd>][,mode=0...][,uid=<uid>][,gid=<gid>][,terminate]
+                 : the control channel (CMD_* commands); TCP binds to
+                   127.0.0.1 unless bindaddr is given; terminate exits
+                   when the control client goes away
+`;
+
+const SOCKET = `-p|--port <port> : TPM commands on this TCP port (closes after each response)
+-f|--fd <fd>     : TPM commands on this already-open socket
+-t|--terminate   : exit when the data client goes away
+--server type=tcp[,port=<port>][,bindaddr=<addr>][,fd=<fd>][,disconnect]
+--server type=unixio,path=<path>|fd=<fd>[,mode=0...][,uid=<uid>][,gid=<gid>][,disconnect]
+                 : where TPM commands arrive; without --server the data
+                   channel comes from CMD_SET_DATAFD
+${CHANNELS}`;
+
+const CHARDEV = `-c|--chardev <path>
+                 : TPM commands on this character device (or pty)
+-f|--fd <fd>     : TPM commands on this already-open character device
+${CHANNELS}`;
+
+const CUSE = `-n|--name <name> : create the character device /dev/<name>
+-M|--maj <major> / -m|--min <minor>
+                 : device numbers (default: chosen by the kernel)
+`;
+
+/** Help text; `iface` undefined gives the top-level usage. */
+export function usage(iface: Iface | undefined): string {
+  if (iface === undefined) {
+    return 'TPM emulator with choice of interface.\n\nUsage: tswtpm socket|chardev|cuse [options]\n       tswtpm -h|--help\n       tswtpm -v|--version\n';
+  }
+  const specific = iface === 'socket' ? SOCKET : iface === 'chardev' ? CHARDEV : CUSE;
+  return `Usage: tswtpm ${iface} [options]\n\nThe following options are supported:\n\n${specific}${COMMON}`;
+}

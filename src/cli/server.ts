@@ -1,0 +1,249 @@
+import { closeSync, createReadStream, fstatSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import net from 'node:net';
+import { serveCtrl } from '../device/ctrl-session.js';
+import { serveData } from '../device/data-session.js';
+import { Device } from '../device/device.js';
+import { TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
+import type { Conn, ConnServer } from '../transport/conn.js';
+import { listen, socketConn } from '../transport/stream.js';
+import { fdConn, unixConnServer } from '../transport/unix-conn.js';
+import type { ChannelConfig, Config } from './args.js';
+import type { Logger } from './log.js';
+import { openStorage, printStates } from './storage-setup.js';
+import { CliError } from './subopts.js';
+
+/** Capabilities of swtpm 0.8+'s socket and chardev front ends. */
+const CAPS_TPM2 = 0x1ffff;
+const CAPS_TPM12 = 0x17fff;
+
+/**
+ * `tswtpm socket|chardev`: builds storage, device, data and control channels, starts
+ * the TPM when asked, and runs until SHUTDOWN, a signal, or a lost channel with
+ * terminate semantics. Resolves when the process may exit.
+ */
+export async function runServer(cfg: Config, log: Logger): Promise<void> {
+  const version = cfg.tpm2 ? '2.0' : '1.2';
+  const storage = openStorage(cfg, version);
+  if (cfg.printStates) {
+    process.stdout.write(`${printStates(storage.backend, version)}\n`);
+    storage.backend.close();
+    return;
+  }
+  const device = new Device({
+    version,
+    storage,
+    flags: {
+      notNeedInit: cfg.flags.notNeedInit,
+      startup: cfg.flags.startup ?? 'none',
+      disableAutoShutdown: cfg.flags.disableAutoShutdown,
+    },
+    locality: cfg.locality,
+    caps: version === '2.0' ? CAPS_TPM2 : CAPS_TPM12,
+    incomingMigration: cfg.migration.incoming,
+    releaseLockOutgoing: cfg.migration.releaseLockOutgoing,
+    lockStorage: storage.lockWanted,
+  });
+
+  const servers: ConnServer[] = [];
+  let pidFile: string | undefined;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
+  let exiting = false;
+  const exit = async () => {
+    if (exiting) return;
+    exiting = true;
+    for (const s of servers) s.close();
+    try {
+      await device.close();
+    } catch (err) {
+      log.error(`Error while stopping the TPM: ${(err as Error).message}`);
+    }
+    if (pidFile !== undefined) {
+      try {
+        unlinkSync(pidFile);
+      } catch {}
+    }
+    done();
+  };
+  device.onShutdown = () => void exit();
+
+  const dataOpts = {
+    disconnect: cfg.server?.disconnect ?? false,
+    allowPrefix: true,
+    onEnd: () => {
+      if (cfg.terminate) void exit();
+    },
+  };
+  const serveDataConn = (conn: Conn) => serveData(device, conn, dataOpts);
+
+  try {
+    // The data channel: a listening socket, a given fd, a character device, or none
+    // (then QEMU passes it with CMD_SET_DATAFD).
+    const data = cfg.server;
+    if (cfg.iface === 'chardev') {
+      if (cfg.chardev === undefined && data?.fd === undefined) {
+        throw new CliError('Missing character device or file descriptor');
+      }
+      const fd = data?.fd ?? openSync(cfg.chardev!, 'r+');
+      serveDataConn(fdStreamConn(fd));
+    } else if (data?.fd !== undefined && data.type === 'tcp') {
+      serveDataConn(connectedFd(data.fd));
+    } else if (data !== undefined) {
+      const s = await listen(listenOptions(data, 'server'));
+      s.onConn = serveDataConn;
+      servers.push(s);
+    }
+    let dataFdActive = false;
+    device.attachDataFd = (fd) => {
+      if (data !== undefined || cfg.iface === 'chardev' || dataFdActive) {
+        closeSync(fd);
+        return TPM_IOERROR;
+      }
+      dataFdActive = true;
+      const conn = fdConn(fd, { bufferSize: 4105 });
+      serveData(device, conn, {
+        ...dataOpts,
+        disconnect: false,
+        onEnd: () => {
+          dataFdActive = false;
+          if (cfg.terminate) void exit();
+        },
+      });
+      return TPM_SUCCESS;
+    };
+    if (cfg.ctrl !== undefined) servers.push(await controlServer(cfg.ctrl, device, exit));
+  } catch (err) {
+    await exit();
+    throw err;
+  }
+
+  if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
+
+  if (cfg.flags.notNeedInit) {
+    const rc = device.startTpm(0);
+    if (rc !== TPM_SUCCESS) {
+      const why = device.lastStorageError;
+      if (why !== undefined) log.error((why as Error).message);
+      await exit();
+      throw new CliError('Error: Could not initialize libtpms.');
+    }
+    if (!device.sendStartup()) {
+      await exit();
+      throw new CliError('Error: Could not send Startup to the TPM.');
+    }
+  }
+
+  const onSignal = () => void exit();
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', onSignal);
+  await finished;
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  process.off('SIGHUP', onSignal);
+}
+
+async function controlServer(
+  c: ChannelConfig,
+  device: Device,
+  exit: () => Promise<void>,
+): Promise<ConnServer> {
+  const onEnd = () => {
+    if (c.terminate) void exit();
+  };
+  let s: ConnServer;
+  if (c.type === 'unixio') {
+    if (c.path === undefined && c.fd === undefined && c.clientfd === undefined) {
+      throw new CliError('Missing path, fd or clientfd for the UnixIO control channel.');
+    }
+    const o: Record<string, unknown> = { mode: c.mode ?? 0o770 };
+    if (c.path !== undefined) o.path = c.path;
+    if (c.fd !== undefined) o.fd = c.fd;
+    if (c.clientfd !== undefined) o.clientFd = c.clientfd;
+    if (c.uid !== undefined) o.uid = c.uid;
+    if (c.gid !== undefined) o.gid = c.gid;
+    s = unixConnServer(o as Parameters<typeof unixConnServer>[0]);
+    // With clientfd there is no listener: losing that client ends the channel for good.
+  } else {
+    if (c.clientfd !== undefined) throw new CliError('clientfd is only valid for UnixIO channels');
+    s = await listen(listenOptions(c, 'ctrl'));
+  }
+  s.onConn = (conn) => serveCtrl(device, conn, { onEnd });
+  return s;
+}
+
+function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
+  if (c.type === 'unixio') {
+    if (c.fd !== undefined) return { fd: c.fd };
+    if (c.path === undefined) throw new CliError('Missing path for UnixIO socket.');
+    return { path: c.path, mode: c.mode ?? 0o770, uid: c.uid, gid: c.gid };
+  }
+  if (c.fd !== undefined) return { fd: c.fd };
+  let port = c.port;
+  if (port === undefined && what === 'server' && process.env.TPM_PORT !== undefined) {
+    port = Number.parseInt(process.env.TPM_PORT, 10);
+  }
+  if (port === undefined || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new CliError(
+      what === 'server'
+        ? 'No valid port number provided for TCP socket.'
+        : 'No valid port number provided for control channel.',
+    );
+  }
+  return { port, host: c.bindaddr ?? '127.0.0.1' };
+}
+
+/** `--server type=tcp,fd=N` / `--fd N`: an already-connected socket. */
+function connectedFd(fd: number): Conn {
+  const st = fstatSync(fd);
+  if (st.isSocket()) return socketConn(new net.Socket({ fd }), `fd ${fd}`);
+  if (st.isCharacterDevice()) return fdStreamConn(fd);
+  throw new CliError(`File descriptor ${fd} is not a socket or character device.`);
+}
+
+/** A character device or pty: one read() per command, written back with write(). */
+function fdStreamConn(fd: number): Conn {
+  const rs = createReadStream('', { fd, highWaterMark: 4105, autoClose: true });
+  let closed = false;
+  const conn: Conn = {
+    peer: `fd ${fd}`,
+    onData: () => {},
+    onClose: () => {},
+    write(buf) {
+      if (!closed) writeSync(fd, buf);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      rs.destroy();
+      conn.onClose();
+    },
+    pause: () => rs.pause(),
+    resume: () => rs.resume(),
+  };
+  rs.on('data', (chunk) => conn.onData(chunk as Buffer, []));
+  rs.on('end', () => conn.close());
+  rs.on('error', () => conn.close());
+  return conn;
+}
+
+function writePid(o: Record<string, string | number | boolean>): string | undefined {
+  const text = `${process.pid}\n`;
+  if (typeof o.fd === 'number') {
+    writeSync(o.fd, text);
+    return undefined;
+  }
+  const file = o.file as string;
+  try {
+    const fd = openSync(file, 'w', 0o644);
+    writeSync(fd, text);
+    closeSync(fd);
+  } catch (err) {
+    throw new CliError(
+      `Could not open pidfile ${file} : ${(err as NodeJS.ErrnoException).message}`,
+    );
+  }
+  return file;
+}

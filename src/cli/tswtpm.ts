@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import { type Config, type Iface, parseArgs } from './args.js';
+import { printCapabilities } from './capabilities.js';
+import { usage } from './help.js';
+import { Logger } from './log.js';
+import { CliError } from './subopts.js';
+
+/** Our version; `-v` prints it in swtpm's format. */
+export function packageVersion(): string {
+  const url = new URL('../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+}
+
+const CUSE_MODULE = './cuse.js';
+
+const IFACES: readonly Iface[] = ['socket', 'chardev', 'cuse'];
+
+/**
+ * `tswtpm socket|chardev|cuse [options]`: swtpm's command line. Exit codes: 0 on a
+ * clean shutdown or after -h/-v/--print-*, 1 on any error.
+ */
+export async function main(argv: string[]): Promise<void> {
+  const first = argv[0];
+  if (first === '-h' || first === '--help') {
+    process.stdout.write(usage(undefined));
+    return;
+  }
+  if (first === '-v' || first === '--version') {
+    process.stdout.write(versionLine());
+    return;
+  }
+  if (first === undefined) return fatal('Missing TPM interface type.', false);
+  if (!IFACES.includes(first as Iface)) {
+    process.stderr.write(`Unsupported TPM interface type '${first}'.\n`);
+    process.stderr.write(usage(undefined));
+    process.exitCode = 1;
+    return;
+  }
+  const iface = first as Iface;
+  let cfg: Config;
+  try {
+    cfg = parseArgs(iface, argv.slice(1));
+  } catch (err) {
+    if (
+      err instanceof CliError &&
+      /unrecognized|invalid option|requires an|ambiguous|doesn't allow/.test(err.message)
+    ) {
+      process.stderr.write(`${err.message}\n${usage(iface)}`);
+      process.exitCode = 1;
+      return;
+    }
+    return fatal(err);
+  }
+  if (cfg.help) {
+    process.stdout.write(usage(iface));
+    return;
+  }
+  if (cfg.version) {
+    process.stdout.write(versionLine());
+    return;
+  }
+  if (cfg.printCapabilities) {
+    process.stdout.write(`${printCapabilities(cfg)}\n`);
+    return;
+  }
+  if (cfg.tpm2 && cfg.flags.startup === 'deactivated') {
+    // swtpm prints this and exits with status 0.
+    process.stderr.write('tswtpm: TPM 2 does not support startup deactivated.\n');
+    return;
+  }
+  let log: Logger;
+  try {
+    log = new Logger(cfg.log);
+  } catch (err) {
+    return fatal(err);
+  }
+  try {
+    if (iface === 'cuse') {
+      // The CUSE front end is loaded only when asked for.
+      const mod = (await import(CUSE_MODULE)) as {
+        runCuse: (c: Config, l: Logger) => Promise<void>;
+      };
+      await mod.runCuse(cfg, log);
+    } else {
+      const { runServer } = await import('./server.js');
+      await runServer(cfg, log);
+    }
+  } catch (err) {
+    if (err instanceof CliError) {
+      log.error(err.message);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    log.error(`Error: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
+}
+
+function versionLine(): string {
+  return `TPM emulator version ${packageVersion()}, Copyright (c) 2026 tswtpm authors (swtpm 0.10 compatible)\n`;
+}
+
+function fatal(err: unknown, prefix = true): void {
+  const msg = err instanceof Error ? err.message : String(err);
+  process.stderr.write(prefix ? `tswtpm: ${msg}\n` : `${msg}\n`);
+  process.exitCode = err instanceof CliError ? err.exitCode : 1;
+}
