@@ -34,7 +34,8 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
     if (opts.disconnect) conn.close();
   };
 
-  const pump = (flush: boolean) => {
+  const pump = (flushFirst: boolean) => {
+    let flush = flushFirst;
     while (!busy && !closed && buf.length >= 10) {
       const n = unitLength(buf, opts.allowPrefix);
       if (n !== undefined && buf.length < n && !flush) {
