@@ -64,6 +64,8 @@ export async function listen(opts: ListenOptions): Promise<ConnServer> {
     close() {
       server.close();
       for (const s of waiting) s.destroy();
+      // swtpm's main loop ends with its clients: they see EOF, the process can exit.
+      current?.close();
       if (opts.path !== undefined) {
         try {
           unlinkSync(opts.path);
