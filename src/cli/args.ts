@@ -40,6 +40,9 @@ export interface Config {
   migration: { incoming: boolean; releaseLockOutgoing: boolean };
   chardev?: string;
   name?: string;
+  /** CUSE `-M/--maj`, `-m/--min`: device numbers (0 or absent: the kernel chooses). */
+  maj?: number;
+  min?: number;
   printCapabilities: boolean;
   printStates: boolean;
   help: boolean;
@@ -265,10 +268,15 @@ function apply(cfg: Config, name: string, v: string): void {
       };
       return;
     }
-    case 'runas':
-    case 'seccomp':
     case 'maj':
     case 'min':
+      if (!/^\d+$/.test(v) || Number(v) > 0xffffffff) {
+        throw new CliError(`Could not parse ${name === 'maj' ? 'major' : 'minor'} number '${v}'`);
+      }
+      cfg[name] = Number(v);
+      return;
+    case 'runas':
+    case 'seccomp':
     case 'vtpm-proxy':
       // Accepted for command-line compatibility; see docs/compat.md.
       return;

@@ -229,7 +229,7 @@ function fdStreamConn(fd: number): Conn {
   return conn;
 }
 
-function writePid(o: Record<string, string | number | boolean>): string | undefined {
+export function writePid(o: Record<string, string | number | boolean>): string | undefined {
   const text = `${process.pid}\n`;
   if (typeof o.fd === 'number') {
     writeSync(o.fd, text);

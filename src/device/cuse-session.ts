@@ -112,32 +112,42 @@ export class CuseSession {
     const u = req.h.unique;
     switch (req.op) {
       case 'CUSE_INIT':
-        return this.init(u, req.major, req.minor);
+        this.init(u, req.major, req.minor);
+        return;
       case 'OPEN':
-        if (this.opened) return this.error(u, EBUSY); // one opener at a time (0.8+)
-        this.opened = true;
-        this.link.write(encodeOpenReply(u, this.nextFh++, 0));
+        // One opener at a time (swtpm 0.8+).
+        if (this.opened) this.error(u, EBUSY);
+        else {
+          this.opened = true;
+          this.link.write(encodeOpenReply(u, this.nextFh++, 0));
+        }
         return;
       case 'RELEASE':
         this.opened = false;
         this.link.write(encodeReply(u));
         return;
       case 'READ':
-        return this.read(u, req.size);
+        this.read(u, req.size);
+        return;
       case 'WRITE':
-        return this.write(u, req.data);
+        this.write(u, req.data);
+        return;
       case 'IOCTL':
-        return this.ioctl(req);
+        this.ioctl(req);
+        return;
       case 'INTERRUPT':
-        return this.interrupt(req.target);
+        this.interrupt(req.target);
+        return;
       case 'POLL':
         // As libfuse without a poll handler: the kernel then reports "always ready".
-        return this.error(u, ENOSYS);
+        this.error(u, ENOSYS);
+        return;
       default:
         this.opts.onProtocolError?.(
           new Error(`unexpected ${OPCODE_NAMES[req.h.opcode] ?? `opcode ${req.h.opcode}`}`),
         );
-        return this.error(u, ENOSYS);
+        this.error(u, ENOSYS);
+        return;
     }
   }
 
@@ -149,7 +159,8 @@ export class CuseSession {
   private init(unique: bigint, major: number, minor: number): void {
     if (this.initDone || major !== FUSE_KERNEL_VERSION || minor < CUSE_MIN_MINOR) {
       this.opts.onProtocolError?.(new Error(`CUSE_INIT ${major}.${minor} refused`));
-      return this.error(unique, EPROTO);
+      this.error(unique, EPROTO);
+      return;
     }
     this.initDone = true;
     const o = this.opts;
@@ -176,22 +187,30 @@ export class CuseSession {
     const x = this.xfer;
     if (x.mode === 'get') {
       x.reset();
-      return this.error(unique, EIO);
+      this.error(unique, EIO);
+      return;
     }
     if (x.mode === 'set') {
-      if (!x.write(data)) return this.error(unique, EIO);
+      if (!x.write(data)) {
+        this.error(unique, EIO);
+        return;
+      }
       this.link.write(encodeWriteReply(unique, data.length));
       return;
     }
     // One command at a time; swtpm answers a write during a long command with EBUSY.
-    if (this.pending !== undefined || this.dev.busy) return this.error(unique, EBUSY);
+    if (this.pending !== undefined || this.dev.busy) {
+      this.error(unique, EBUSY);
+      return;
+    }
     const cmd = data.subarray(0, CUSE_MAX_COMMAND);
     this.rsp = undefined;
     let r: Settle<Uint8Array>;
     try {
       r = this.dev.tpmCommand(Buffer.from(cmd), false);
     } catch {
-      return this.error(unique, EIO);
+      this.error(unique, EIO);
+      return;
     }
     if (r instanceof Promise) {
       const p = r;
@@ -215,7 +234,8 @@ export class CuseSession {
     const x = this.xfer;
     if (x.mode === 'set') {
       x.reset();
-      return this.error(unique, EIO);
+      this.error(unique, EIO);
+      return;
     }
     if (x.mode === 'get') {
       this.link.write(encodeReply(unique, x.read(size)));
@@ -258,13 +278,22 @@ export class CuseSession {
   private ioctl(req: Extract<FuseRequest, { op: 'IOCTL' }>): void {
     const u = req.h.unique;
     // 32-bit callers would see other struct sizes (ptm_getinfo); swtpm refuses them too.
-    if (req.flags & FUSE_IOCTL_COMPAT) return this.error(u, ENOSYS);
+    if (req.flags & FUSE_IOCTL_COMPAT) {
+      this.error(u, ENOSYS);
+      return;
+    }
     const def = defByIoctl(req.cmd);
-    if (def === undefined || def.name === 'SET_DATAFD') return this.error(u, EINVAL);
+    if (def === undefined || def.name === 'SET_DATAFD') {
+      this.error(u, EINVAL);
+      return;
+    }
     const needIn = def.dir === 'R' ? 0 : def.size;
     const needOut = def.dir === 'W' ? 0 : def.size;
     if (req.inSize < needIn || req.outSize < needOut) {
-      if (!(req.flags & FUSE_IOCTL_UNRESTRICTED)) return this.error(u, EINVAL);
+      if (!(req.flags & FUSE_IOCTL_UNRESTRICTED)) {
+        this.error(u, EINVAL);
+        return;
+      }
       const iov = [{ base: req.arg, len: def.size }];
       this.link.write(encodeIoctlRetry(u, needIn ? iov : [], needOut ? iov : []));
       return;
@@ -275,10 +304,14 @@ export class CuseSession {
     try {
       r = this.dispatch(def, arg);
     } catch {
-      return this.error(u, EIO);
+      this.error(u, EIO);
+      return;
     }
     const send = (rsp: CtrlResponse | typeof EIO_REPLY) => {
-      if (rsp === EIO_REPLY) return this.error(u, EIO);
+      if (rsp === EIO_REPLY) {
+        this.error(u, EIO);
+        return;
+      }
       const { buf, length } = encodeIoctlResponse(def, rsp);
       this.link.write(encodeIoctlReply(u, 0, buf.subarray(0, Math.min(length, req.outSize))));
     };

@@ -1,0 +1,3 @@
+export * from './layout.js';
+export * from './replies.js';
+export * from './requests.js';
