@@ -3,7 +3,7 @@ import net from 'node:net';
 import { serveCtrl } from '../device/ctrl-session.js';
 import { serveData } from '../device/data-session.js';
 import { Device } from '../device/device.js';
-import { TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
+import { TPM_BAD_PARAMETER, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
 import { listen, socketConn } from '../transport/stream.js';
 import { fdConn, unixConnServer } from '../transport/unix-conn.js';
@@ -98,9 +98,10 @@ export async function runServer(cfg: Config, log: Logger): Promise<void> {
     let dataFdActive = false;
     device.attachDataFd = (fd) => {
       if (data !== undefined || cfg.iface === 'chardev' || dataFdActive) {
-        closeSync(fd);
+        if (fd !== undefined) closeSync(fd);
         return TPM_IOERROR;
       }
+      if (fd === undefined) return TPM_BAD_PARAMETER;
       dataFdActive = true;
       const conn = fdConn(fd, { bufferSize: 4105 });
       serveData(device, conn, {

@@ -49,8 +49,12 @@ export class Device {
   lastOrdinal: number | undefined;
   /** Retries the next storage lock attempt gets (raised after a savestate fetch). */
   lockRetries = 0;
-  /** Set by the front end: handles CMD_SET_DATAFD. Returns a result code. */
-  attachDataFd: ((fd: number) => number) | undefined;
+  /**
+   * Set by the front end: handles CMD_SET_DATAFD with the fd received with it, if any.
+   * Returns a result code: TPM_IOERROR when a data channel exists (checked first, as
+   * swtpm does), TPM_BAD_PARAMETER when no fd came.
+   */
+  attachDataFd: ((fd: number | undefined) => number) | undefined;
   /** Called after a CMD_SHUTDOWN reply was produced; the front end exits. */
   onShutdown: (() => void) | undefined;
   /** Last error thrown by a storage callback, for logs and CLI messages. */
