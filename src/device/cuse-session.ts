@@ -96,15 +96,17 @@ export class CuseSession {
 
   /** Handles one request as read from /dev/cuse. */
   handle(buf: Buffer): void {
-    let req: FuseRequest;
     try {
-      req = decodeRequest(buf);
+      this.dispatchRequest(decodeRequest(buf));
     } catch (err) {
+      // A request we cannot decode, or a bug: the caller gets EIO, the server goes on.
       this.opts.onProtocolError?.(err as Error);
       const u = uniqueOf(buf);
       if (u !== undefined) this.error(u, EIO);
-      return;
     }
+  }
+
+  private dispatchRequest(req: FuseRequest): void {
     if (cuseRequestChannel.hasSubscribers) {
       const ioctl = req.op === 'IOCTL' ? defByIoctl(req.cmd)?.name : undefined;
       cuseRequestChannel.publish({ op: req.op, unique: req.h.unique, ioctl });

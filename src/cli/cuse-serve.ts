@@ -1,0 +1,163 @@
+import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { CuseSession, cuseRequestChannel } from '../device/cuse-session.js';
+import { Device } from '../device/device.js';
+import { TPM_SUCCESS } from '../protocol/tpm/results.js';
+import { parseTpmstate } from '../storage/uri.js';
+import { CUSE_DEVICE, CuseChannel } from '../transport/cuse.js';
+import type { Config } from './args.js';
+import type { Logger } from './log.js';
+import { writePid } from './server.js';
+import { openStorage } from './storage-setup.js';
+import { CliError } from './subopts.js';
+
+/** What swtpm 0.8+'s CUSE front end advertises: all but SET_DATAFD and the TCG prefix. */
+export const CAPS_CUSE = 0x16fff;
+
+/** The daemon (or a foreground run): storage, device, /dev/cuse, until the end. */
+export async function serveCuse(
+  cfg: Config,
+  log: Logger,
+  name: string,
+  path: string,
+): Promise<void> {
+  // The launcher is gone once we are ready: a write to its stderr pipe must not kill us.
+  process.stderr.on('error', () => {});
+  const version = cfg.tpm2 ? '2.0' : '1.2';
+  makeStateDir(cfg.tpmstate);
+  const storage = openStorage(cfg, version);
+  const device = new Device({
+    version,
+    storage,
+    flags: {
+      notNeedInit: cfg.flags.notNeedInit,
+      startup: cfg.flags.startup ?? 'none',
+      disableAutoShutdown: cfg.flags.disableAutoShutdown,
+    },
+    locality: cfg.locality,
+    caps: CAPS_CUSE,
+    incomingMigration: cfg.migration.incoming,
+    releaseLockOutgoing: cfg.migration.releaseLockOutgoing,
+    lockStorage: storage.lockWanted,
+  });
+
+  let pidFile: string | undefined;
+  let ready = false;
+  let channel: CuseChannel | undefined;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
+  let exiting = false;
+  const exit = async () => {
+    if (exiting) return;
+    exiting = true;
+    try {
+      await device.close();
+    } catch (err) {
+      log.error(`Error while stopping the TPM: ${(err as Error).message}`);
+    }
+    channel?.close(); // the kernel removes /dev/NAME
+    if (pidFile !== undefined) {
+      try {
+        unlinkSync(pidFile);
+      } catch {}
+    }
+    done();
+  };
+  device.onShutdown = () => void exit();
+
+  if (cfg.flags.notNeedInit) {
+    if (device.startTpm(0) !== TPM_SUCCESS) {
+      const why = device.lastStorageError;
+      if (why !== undefined) log.error((why as Error).message);
+      await exit();
+      throw new CliError('Error: Could not initialize libtpms.');
+    }
+    if (!device.sendStartup()) {
+      await exit();
+      throw new CliError('Error: Could not send Startup to the TPM.');
+    }
+  }
+
+  const onReady = () => {
+    ready = true;
+    try {
+      if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
+    } catch (err) {
+      log.error((err as Error).message);
+      void exit();
+      return;
+    }
+    log.info(2, `CUSE TPM device ${path} created`);
+    if (process.send !== undefined) {
+      process.send('ready');
+      process.disconnect();
+    }
+  };
+
+  const session = new CuseSession(
+    device,
+    { write: (r) => channel?.write(r) },
+    {
+      name,
+      ...(cfg.maj !== undefined ? { devMajor: cfg.maj } : {}),
+      ...(cfg.min !== undefined ? { devMinor: cfg.min } : {}),
+      onInit: () => waitForNode(path, onReady),
+      onProtocolError: (err) => log.info(2, `CUSE: ${err.message}`),
+    },
+  );
+  if (log.level >= 4) {
+    cuseRequestChannel.subscribe((m) => log.info(4, `CUSE ${JSON.stringify(m, bigints)}`));
+  }
+  try {
+    channel = CuseChannel.open({
+      onRequest: (req) => session.handle(req),
+      onClose: (reason, err) => {
+        if (!ready) {
+          log.error(
+            `Error: the kernel refused CUSE device '${name}'${err ? `: ${err.message}` : ''}`,
+          );
+          process.exitCode = 1;
+        } else if (reason !== 'local') log.error(`CUSE channel closed: ${err?.message ?? reason}`);
+        void exit();
+      },
+    });
+  } catch (err) {
+    await exit();
+    const e = err as NodeJS.ErrnoException;
+    const hint = e.code === 'ENOENT' ? ' (is the cuse kernel module loaded?)' : '';
+    throw new CliError(`Error: Could not open ${CUSE_DEVICE}: ${e.code ?? e.message}${hint}`);
+  }
+
+  const onSignal = () => void exit();
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', onSignal);
+  await finished;
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  process.off('SIGHUP', onSignal);
+}
+
+const bigints = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+
+/** swtpm's CUSE INIT creates a missing state directory (mode 0775). */
+function makeStateDir(tpmstate: string | undefined): void {
+  try {
+    const bc = parseTpmstate(tpmstate);
+    if (bc.kind === 'dir' && !existsSync(bc.path))
+      mkdirSync(bc.path, { recursive: true, mode: 0o775 });
+  } catch {
+    // openStorage reports option errors
+  }
+}
+
+/** devtmpfs creates the node shortly after the kernel accepted CUSE_INIT. */
+function waitForNode(path: string, then: () => void, triesLeft = 500): void {
+  let isDev = false;
+  try {
+    isDev = statSync(path).isCharacterDevice();
+  } catch {}
+  if (isDev || triesLeft === 0) then();
+  else setTimeout(() => waitForNode(path, then, triesLeft - 1), 10);
+}
