@@ -1,0 +1,80 @@
+/**
+ * libc through koffi for tswtpm_ioctl: strerror() (so messages match glibc's text,
+ * not libuv's) and ioctl() on a CUSE device. koffi is loaded on first use only.
+ */
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import type koffiModule from 'koffi';
+
+type Koffi = typeof koffiModule;
+
+interface Libc {
+  koffi: Koffi;
+  strerror: (errno: number) => string;
+  ioctl: ((fd: number, req: number, arg: Buffer) => number) & {
+    async: (fd: number, req: number, arg: Buffer, cb: (err: unknown, ret: number) => void) => void;
+  };
+}
+
+let libc: Libc | undefined;
+
+function lib(): Libc {
+  if (libc) return libc;
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const c = koffi.load('libc.so.6');
+  // ioctl is variadic; a fixed (int, unsigned long, void *) prototype passes the same
+  // registers on x86_64 and aarch64.
+  libc = {
+    koffi,
+    strerror: c.func('const char *strerror(int)') as unknown as Libc['strerror'],
+    ioctl: c.func('int ioctl(int, unsigned long, void *)') as unknown as Libc['ioctl'],
+  };
+  return libc;
+}
+
+const ERRNO = constants.errno as Readonly<Record<string, number>>;
+
+/** glibc's strerror() of an errno number or an errno name (`'ECONNREFUSED'`). */
+export function strerror(e: number | string): string {
+  const n = typeof e === 'number' ? e : ERRNO[e];
+  if (n === undefined) return String(e);
+  return lib().strerror(n);
+}
+
+/** The glibc text of a Node/transport error: by `code`, else its message. */
+export function errText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string' && ERRNO[code] !== undefined) return strerror(code);
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** gai_strerror() texts for the codes Node reports from getaddrinfo(). */
+const GAI: Readonly<Record<string, string>> = {
+  ENOTFOUND: 'Name or service not known',
+  EAI_AGAIN: 'Temporary failure in name resolution',
+  EAI_FAIL: 'Non-recoverable failure in name resolution',
+  EAI_FAMILY: 'ai_family not supported',
+  EAI_MEMORY: 'Memory allocation failure',
+  EAI_SERVICE: 'Servname not supported for ai_socktype',
+  EAI_NODATA: 'No address associated with hostname',
+  EAI_SYSTEM: 'System error',
+};
+
+export function gaiText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
+  return GAI[code] ?? errText(e);
+}
+
+/**
+ * ioctl(fd, request, arg) off the event loop (a CUSE server may live in this very
+ * process). Resolves 0 or the errno of a failed call.
+ */
+export function ioctl(fd: number, request: number, arg: Buffer): Promise<number> {
+  const l = lib();
+  return new Promise((resolve, reject) => {
+    l.ioctl.async(fd, request, arg, (err, ret) => {
+      if (err) reject(err);
+      else resolve(ret < 0 ? l.koffi.errno() : 0);
+    });
+  });
+}

@@ -1,0 +1,359 @@
+import { CAP_NAMES } from '../protocol/ctrl/client-codec.js';
+import {
+  type CtrlRequest,
+  type CtrlResponse,
+  PTM_BLOB_TYPE_PERMANENT,
+  PTM_BLOB_TYPE_SAVESTATE,
+  PTM_BLOB_TYPE_VOLATILE,
+  PTM_CONFIG_FLAG_FILE_KEY,
+  PTM_CONFIG_FLAG_MIGRATION_KEY,
+  PTM_HASH_DATA_SIZE,
+  PTM_STATE_FLAG_DECRYPTED,
+  PTM_STATE_FLAG_ENCRYPTED,
+} from '../protocol/ctrl/index.js';
+import { TPM_RETRY } from '../protocol/tpm/results.js';
+import { TpmConnectionError, TpmError } from './errors.js';
+import { exchange, withDeadline } from './exchange.js';
+import { type Wire, describe, openWire } from './wire.js';
+
+/** `{ host, port }` (host defaults to 127.0.0.1) or `{ path }` of a Unix socket. */
+export type ControlAddress =
+  | { readonly host?: string; readonly port: number }
+  | { readonly path: string };
+
+export interface ControlClientOptions {
+  /** Per-call limit for connect + request + response, ms. Default 20000 (swtpm_ioctl's poll). */
+  readonly timeoutMs?: number;
+  /**
+   * Keep one connection for all calls (as QEMU does) instead of one connection per
+   * call (as swtpm_ioctl and tcti-swtpm do). swtpm serves one control client at a
+   * time, so a persistent client blocks every other one until close().
+   */
+  readonly persistent?: boolean;
+}
+
+export interface CallOptions {
+  readonly timeoutMs?: number;
+}
+
+export type BlobType = 'permanent' | 'volatile' | 'savestate' | number;
+
+export type CapabilityName = (typeof CAP_NAMES)[number]['name'];
+
+export interface Capabilities {
+  /** The PTM_CAP_* bit mask (0xffff for Debian's swtpm 0.7.1, TPM 2). */
+  readonly mask: number;
+  /** Each PTM_CAP_* bit by name without the prefix: `flags.SET_DATAFD`, `flags.HASHING`, … */
+  readonly flags: Readonly<Record<string, boolean>>;
+}
+
+export interface StateBlob {
+  readonly data: Uint8Array;
+  /** The blob is still encrypted with the state-file key (PTM_STATE_FLAG_ENCRYPTED). */
+  readonly encrypted: boolean;
+  readonly stateFlags: number;
+}
+
+export interface BufferSizes {
+  readonly bufferSize: number;
+  readonly minSize: number;
+  readonly maxSize: number;
+}
+
+export interface Config {
+  readonly flags: number;
+  readonly fileKey: boolean;
+  readonly migrationKey: boolean;
+}
+
+const BLOB_TYPES: Readonly<Record<string, number>> = {
+  permanent: PTM_BLOB_TYPE_PERMANENT,
+  volatile: PTM_BLOB_TYPE_VOLATILE,
+  savestate: PTM_BLOB_TYPE_SAVESTATE,
+};
+
+function blobType(t: BlobType): number {
+  if (typeof t === 'number') return t;
+  const n = BLOB_TYPES[t];
+  if (n === undefined) throw new TypeError(`unknown state blob type '${String(t)}'`);
+  return n;
+}
+
+/**
+ * A client of swtpm's control channel (`--ctrl type=tcp|unixio`), for tswtpm and
+ * Debian's C swtpm alike. One typed method per CMD_* command; a non-zero result
+ * rejects with {@link TpmError}.
+ *
+ * @example
+ * const ctrl = new ControlClient({ path: '/run/tpm/ctrl.sock' });
+ * const caps = await ctrl.getCapability();
+ * if (caps.flags.INIT) await ctrl.init({ deleteVolatile: true });
+ * const blob = await ctrl.getStateBlob('permanent'); // undefined if there is none
+ * await ctrl.setLocality(3);
+ * console.log(await ctrl.getInfo(3)); // { TPMSpecification: {...}, TPMAttributes: {...} }
+ */
+export class ControlClient {
+  readonly address: ControlAddress;
+  private readonly timeoutMs: number;
+  private readonly persistent: boolean;
+  private wire: Wire | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(address: ControlAddress, options: ControlClientOptions = {}) {
+    this.address = address;
+    this.timeoutMs = options.timeoutMs ?? 20000;
+    this.persistent = options.persistent ?? false;
+  }
+
+  /** Sends any request and returns the decoded response, whatever its result. */
+  request(
+    req: CtrlRequest,
+    opts: CallOptions & { fds?: readonly number[] } = {},
+  ): Promise<CtrlResponse> {
+    const run = () => this.run(req, opts);
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  private async run(req: CtrlRequest, opts: CallOptions & { fds?: readonly number[] }) {
+    const ms = opts.timeoutMs ?? this.timeoutMs;
+    let w: Wire | undefined;
+    return withDeadline(
+      `CMD_${req.cmd}`,
+      ms,
+      async (deadline) => {
+        w = await this.connect(ms);
+        try {
+          const rsp = await exchange(w, req, deadline, opts.fds);
+          if (!this.persistent || req.cmd === 'SHUTDOWN') this.drop(w);
+          return rsp;
+        } catch (e) {
+          this.drop(w);
+          throw e;
+        }
+      },
+      () => w && this.drop(w),
+    );
+  }
+
+  private async connect(ms: number): Promise<Wire> {
+    if (this.wire && !this.wire.ended) return this.wire;
+    if (this.wire) this.drop(this.wire);
+    const w = await openWire(this.address, ms);
+    if (this.persistent) this.wire = w;
+    return w;
+  }
+
+  private drop(w: Wire): void {
+    w.close();
+    if (this.wire === w) this.wire = undefined;
+  }
+
+  /** Like request(), but a non-zero result rejects with TpmError. */
+  private async ok(req: CtrlRequest, opts: CallOptions = {}, fds?: readonly number[]) {
+    const rsp = await this.request(req, fds ? { ...opts, fds } : opts);
+    if (rsp.result !== 0) throw new TpmError(req.cmd, rsp.result);
+    return rsp;
+  }
+
+  /** Closes a persistent connection (no-op otherwise). */
+  async close(): Promise<void> {
+    await this.queue;
+    if (this.wire) this.drop(this.wire);
+  }
+
+  /** CMD_GET_CAPABILITY: the PTM_CAP_* mask and each bit by name. */
+  async getCapability(opts?: CallOptions): Promise<Capabilities> {
+    const rsp = await this.ok({ cmd: 'GET_CAPABILITY' }, opts);
+    const mask = Number((rsp.caps ?? 0n) & 0xffffffffn);
+    const flags: Record<string, boolean> = {};
+    for (const c of CAP_NAMES) flags[c.name] = (mask & c.bit) !== 0;
+    return { mask, flags };
+  }
+
+  /** CMD_INIT: (re)starts the TPM; `deleteVolatile` removes the volatile state after loading it. */
+  async init(flags: number | { deleteVolatile?: boolean } = 0, opts?: CallOptions): Promise<void> {
+    const initFlags = typeof flags === 'number' ? flags : flags.deleteVolatile ? 1 : 0;
+    await this.ok({ cmd: 'INIT', initFlags }, opts);
+  }
+
+  /** CMD_SHUTDOWN: the server answers, then exits. */
+  async shutdown(opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'SHUTDOWN' }, opts);
+  }
+
+  /** CMD_GET_TPMESTABLISHED. */
+  async getTpmEstablished(opts?: CallOptions): Promise<boolean> {
+    const rsp = await this.ok({ cmd: 'GET_TPMESTABLISHED' }, opts);
+    return (rsp.bit ?? 0) !== 0;
+  }
+
+  /** CMD_SET_LOCALITY (0..4). */
+  async setLocality(locality: number, opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'SET_LOCALITY', locality }, opts);
+  }
+
+  /** CMD_HASH_START: begins the H-CRTM / DRTM sequence. */
+  async hashStart(opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'HASH_START' }, opts);
+  }
+
+  /**
+   * CMD_HASH_DATA for any amount of data, sent as 4096-byte commands (as swtpm_ioctl
+   * does, which every server and the CUSE ioctl accept). Takes bytes or a stream.
+   */
+  async hashData(
+    data: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    opts?: CallOptions,
+  ): Promise<void> {
+    const chunks = data instanceof Uint8Array ? [data] : data;
+    let pend = Buffer.alloc(0);
+    for await (const c of chunks) {
+      pend = Buffer.concat([pend, c]);
+      while (pend.length >= PTM_HASH_DATA_SIZE) {
+        await this.hashChunk(pend.subarray(0, PTM_HASH_DATA_SIZE), opts);
+        pend = pend.subarray(PTM_HASH_DATA_SIZE);
+      }
+    }
+    if (pend.length > 0) await this.hashChunk(pend, opts);
+  }
+
+  private async hashChunk(data: Uint8Array, opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'HASH_DATA', length: data.length, data }, opts);
+  }
+
+  /** CMD_HASH_END: TPM 2 extends the digest into PCR 17 (or 0 before TPM2_Startup). */
+  async hashEnd(opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'HASH_END' }, opts);
+  }
+
+  /** hashStart + hashData + hashEnd. */
+  async hash(data: Uint8Array | AsyncIterable<Uint8Array>, opts?: CallOptions): Promise<void> {
+    await this.hashStart(opts);
+    await this.hashData(data, opts);
+    await this.hashEnd(opts);
+  }
+
+  /** CMD_CANCEL_TPM_CMD. */
+  async cancelTpmCmd(opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'CANCEL_TPM_CMD' }, opts);
+  }
+
+  /** CMD_STORE_VOLATILE: writes the volatile state to the state storage. */
+  async storeVolatile(opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'STORE_VOLATILE' }, opts);
+  }
+
+  /** CMD_RESET_TPMESTABLISHED from `locality` (TPM 2 requires 3 or 4). */
+  async resetTpmEstablished(locality: number, opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'RESET_TPMESTABLISHED', locality }, opts);
+  }
+
+  /**
+   * CMD_GET_STATEBLOB: the whole blob. Resolves undefined when the server has no such
+   * blob (a result with TPM_RETRY set, e.g. the TPM 2 savestate), as QEMU treats it.
+   */
+  async getStateBlob(
+    type: BlobType,
+    options: CallOptions & { decrypted?: boolean; offset?: number } = {},
+  ): Promise<StateBlob | undefined> {
+    const stateFlags = (options.decrypted ?? true) ? PTM_STATE_FLAG_DECRYPTED : 0;
+    const req = {
+      cmd: 'GET_STATEBLOB',
+      stateFlags,
+      type: blobType(type),
+      offset: options.offset ?? 0,
+    } as const;
+    const rsp = await this.request(req, options);
+    if (rsp.result !== 0 && (rsp.result & TPM_RETRY) !== 0) return undefined;
+    if (rsp.result !== 0) throw new TpmError(req.cmd, rsp.result);
+    const flags = rsp.stateFlags ?? 0;
+    return {
+      data: rsp.data ?? new Uint8Array(0),
+      stateFlags: flags,
+      encrypted: (flags & PTM_STATE_FLAG_ENCRYPTED) !== 0,
+    };
+  }
+
+  /** CMD_SET_STATEBLOB (TPM stopped). `encrypted`: the blob is encrypted with the state-file key. */
+  async setStateBlob(
+    type: BlobType,
+    data: Uint8Array,
+    options: CallOptions & { encrypted?: boolean } = {},
+  ): Promise<void> {
+    const stateFlags = options.encrypted ? PTM_STATE_FLAG_ENCRYPTED : 0;
+    const req = {
+      cmd: 'SET_STATEBLOB',
+      stateFlags,
+      type: blobType(type),
+      length: data.length,
+      data,
+    } as const;
+    await this.ok(req, options);
+  }
+
+  /** CMD_STOP: stops the TPM; the process keeps running. */
+  async stop(opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'STOP' }, opts);
+  }
+
+  /** CMD_GET_CONFIG: which keys are in use. */
+  async getConfig(opts?: CallOptions): Promise<Config> {
+    const rsp = await this.ok({ cmd: 'GET_CONFIG' }, opts);
+    const flags = rsp.flags ?? 0;
+    return {
+      flags,
+      fileKey: (flags & PTM_CONFIG_FLAG_FILE_KEY) !== 0,
+      migrationKey: (flags & PTM_CONFIG_FLAG_MIGRATION_KEY) !== 0,
+    };
+  }
+
+  /**
+   * CMD_SET_DATAFD: passes `fd` (a connected socket, e.g. one end of a socketpair) with
+   * SCM_RIGHTS; it becomes the data channel. Unix control sockets only. The caller
+   * still owns (and should close) its copy of `fd`.
+   */
+  async setDataFd(fd: number, opts?: CallOptions): Promise<void> {
+    if (!('path' in this.address)) {
+      throw new TpmConnectionError(describe(this.address), 'EAFNOSUPPORT');
+    }
+    await this.ok({ cmd: 'SET_DATAFD' }, opts, [fd]);
+  }
+
+  /** CMD_SET_BUFFERSIZE: 0 queries; other sizes need a stopped TPM. */
+  async setBufferSize(bufferSize = 0, opts?: CallOptions): Promise<BufferSizes> {
+    const rsp = await this.ok({ cmd: 'SET_BUFFERSIZE', bufferSize }, opts);
+    return {
+      bufferSize: rsp.bufferSize ?? 0,
+      minSize: rsp.minSize ?? 0,
+      maxSize: rsp.maxSize ?? 0,
+    };
+  }
+
+  /** CMD_GET_INFO as text (the JSON libtpms produced), read chunk by chunk. */
+  async getInfoText(flags: number | bigint, opts?: CallOptions): Promise<string> {
+    const parts: Uint8Array[] = [];
+    let offset = 0;
+    for (;;) {
+      const rsp = await this.ok({ cmd: 'GET_INFO', flags: BigInt(flags), offset }, opts);
+      const got = rsp.buffer ?? new Uint8Array(0);
+      parts.push(got);
+      offset += got.length;
+      if (got.length === 0 || offset >= (rsp.totLength ?? 0)) break;
+    }
+    const text = Buffer.concat(parts).toString('utf8');
+    const nul = text.indexOf('\0');
+    return nul < 0 ? text : text.slice(0, nul);
+  }
+
+  /** CMD_GET_INFO parsed: `getInfo(1)` → `{ TPMSpecification: { family: '2.0', … } }`. */
+  async getInfo(flags: number | bigint, opts?: CallOptions): Promise<Record<string, unknown>> {
+    return JSON.parse(await this.getInfoText(flags, opts)) as Record<string, unknown>;
+  }
+
+  /** CMD_LOCK_STORAGE (swtpm 0.8+): lock the state storage, retrying every 10 ms. */
+  async lockStorage(retries = 0, opts?: CallOptions): Promise<void> {
+    await this.ok({ cmd: 'LOCK_STORAGE', retries }, opts);
+  }
+}
