@@ -178,7 +178,7 @@ async function saveStream(ch: Channel, io: Io, type: number, fd: number, file: s
       io.err(`Could not read from TPM: ${e instanceof ChannelError ? e.text : errText(e)}\n`);
       return 1;
     }
-    // swtpm_ioctl spins forever on an early end of stream; we stop (docs/compat.md).
+    // swtpm_ioctl 0.7.1 spins forever on an early end of stream; this one stops.
     if (b === null) {
       io.err('Could not read from TPM: Connection reset by peer\n');
       return 1;

@@ -13,7 +13,7 @@ import {
 } from '../protocol/ctrl/index.js';
 import { TPM_RETRY } from '../protocol/tpm/results.js';
 import { TpmConnectionError, TpmError } from './errors.js';
-import { exchange, withDeadline } from './exchange.js';
+import { closedBeforeAnswer, exchange, withDeadline } from './exchange.js';
 import { type Wire, describe, openWire } from './wire.js';
 
 /** `{ host, port }` (host defaults to 127.0.0.1) or `{ path }` of a Unix socket. */
@@ -123,14 +123,19 @@ export class ControlClient {
       `CMD_${req.cmd}`,
       ms,
       async (deadline) => {
-        w = await this.connect(ms);
-        try {
-          const rsp = await exchange(w, req, deadline, opts.fds);
-          if (!this.persistent || req.cmd === 'SHUTDOWN') this.drop(w);
-          return rsp;
-        } catch (e) {
-          this.drop(w);
-          throw e;
+        for (let attempt = 0; ; attempt++) {
+          const reused = this.wire !== undefined;
+          w = await this.connect(ms);
+          try {
+            const rsp = await exchange(w, req, deadline, opts.fds);
+            if (!this.persistent || req.cmd === 'SHUTDOWN') this.drop(w);
+            return rsp;
+          } catch (e) {
+            this.drop(w);
+            // A kept connection the server had already closed: the request was never
+            // read, so it is sent once more on a new connection.
+            if (!(reused && attempt === 0 && closedBeforeAnswer(e))) throw e;
+          }
         }
       },
       () => w && this.drop(w),

@@ -71,6 +71,16 @@ export async function exchange(
   return decodeSocketResponse(def, msg);
 }
 
+/**
+ * The peer had closed a kept connection before it read our request (write failed, or
+ * end of stream before the first response byte): safe to send again once.
+ */
+export function closedBeforeAnswer(e: unknown): boolean {
+  const code = (e as { code?: string } | undefined)?.code;
+  if (code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_CHANNEL_CLOSED') return true;
+  return e instanceof TpmProtocolError && / after 0 (response )?bytes$/.test(e.message);
+}
+
 /** Runs `fn` against a deadline, turning DeadlineError into TpmTimeoutError. */
 export async function withDeadline<T>(
   what: string,

@@ -1,7 +1,7 @@
 import { TPM_HEADER_SIZE } from '../protocol/tpm/header.js';
 import { TPM_SEND_COMMAND } from '../protocol/tpm/prefix.js';
 import { TpmProtocolError } from './errors.js';
-import { DeadlineError, withDeadline } from './exchange.js';
+import { DeadlineError, closedBeforeAnswer, withDeadline } from './exchange.js';
 import { type Address, type Wire, openWire, readExact } from './wire.js';
 
 export interface TpmClientOptions {
@@ -90,8 +90,9 @@ export class TpmClient {
             this.drop(w);
             // A server that closed a kept connection (swtpm `disconnect`) never read the
             // command: retry once on a new connection.
-            const closedEarly = e instanceof TpmProtocolError && e.message.endsWith(' 0 bytes');
-            if (!(closedEarly && reused && attempt === 0 && !('fd' in this.address))) throw e;
+            if (!(closedBeforeAnswer(e) && reused && attempt === 0 && !('fd' in this.address))) {
+              throw e;
+            }
           }
         }
       },

@@ -171,3 +171,43 @@ export function runIoctl(
     child.once('close', (code) => resolve({ stdout, stderr, code }));
   });
 }
+
+// ---- a few TPM 2 commands -------------------------------------------------------------
+
+/** TPM2_Startup(SU_CLEAR). */
+export const STARTUP_CLEAR = Buffer.from('80010000000c000001440000', 'hex');
+
+/** TPM2_PCR_Extend(pcr, sha256 digest) with an empty password session. */
+export function pcrExtend(pcr: number, digest: Buffer): Buffer {
+  const b = Buffer.alloc(65);
+  b.writeUInt16BE(0x8002, 0);
+  b.writeUInt32BE(65, 2);
+  b.writeUInt32BE(0x182, 6);
+  b.writeUInt32BE(pcr, 10);
+  b.writeUInt32BE(9, 14); // authorization area: TPM_RS_PW, empty nonce, attrs 0, empty hmac
+  b.writeUInt32BE(0x40000009, 18);
+  b.writeUInt32BE(1, 27); // one digest
+  b.writeUInt16BE(0x000b, 31); // TPM_ALG_SHA256
+  digest.copy(b, 33);
+  return b;
+}
+
+/** TPM2_PCR_Read of one sha256 PCR. */
+export function pcrRead(pcr: number): Buffer {
+  const b = Buffer.alloc(20);
+  b.writeUInt16BE(0x8001, 0);
+  b.writeUInt32BE(20, 2);
+  b.writeUInt32BE(0x17e, 6);
+  b.writeUInt32BE(1, 10);
+  b.writeUInt16BE(0x000b, 14);
+  b.writeUInt8(3, 16);
+  b.writeUInt8(1 << (pcr % 8), 17 + Math.floor(pcr / 8));
+  return b;
+}
+
+/** The digest from a PCR_Read response (header, counter, selection, count, TPM2B). */
+export function pcrValue(rsp: Buffer): Buffer {
+  const rc = rsp.readUInt32BE(6);
+  if (rc !== 0) throw new Error(`PCR_Read rc 0x${rc.toString(16)}`);
+  return rsp.subarray(30, 62);
+}
