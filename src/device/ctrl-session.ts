@@ -21,14 +21,26 @@ export interface CtrlSessionOptions {
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * swtpm's receive buffer: code + the largest ptm_hdata. Its 500 ms deadline covers
+ * everything of a request that fits in it, including the first HASH_DATA or
+ * SET_STATEBLOB data bytes; only the rest is read without a deadline (§2.2).
+ */
+const RECV_BUFFER = 4 + 4100;
+
+/**
  * Serves the control channel on one socket connection, big-endian (§2). Requests are
- * strictly one at a time. The fixed part of a request must arrive within the deadline;
- * the variable tails of HASH_DATA and SET_STATEBLOB may take as long as they take.
+ * strictly one at a time. The fixed part of a request, and of HASH_DATA and
+ * SET_STATEBLOB also their data up to swtpm's 4104-byte receive buffer, must arrive
+ * within the deadline; data beyond that may take as long as it takes.
  */
 export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}): void {
   let buf: Buffer = EMPTY;
   let fds: number[] = [];
   let timer: NodeJS.Timeout | undefined;
+  /** When the first byte of the current request arrived. */
+  let started = 0;
+  /** Tail bytes that must still arrive within the deadline (swtpm's first buffer). */
+  let windowLeft = 0;
   let busy = false;
   let closed = false;
   /** Streaming tail of HASH_DATA / SET_STATEBLOB. */
@@ -87,6 +99,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       const pre = stateCheck(dev, 'HASH_DATA');
       if (pre) return reply(result4(pre), true);
       tail = { kind: 'hash', remaining: req.length - got, parts: [], rc: 0 };
+      armWindow(8 + req.length, msg.length);
       return feedHash(req.data);
     }
     if (req.cmd === 'SET_STATEBLOB') {
@@ -99,6 +112,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       if (req.length > MAX_STATE_BLOB) return reply(result4(TPM_FAIL), true);
       blobHead = req;
       tail = { kind: 'blob', remaining: req.length - got, parts: [req.data as Buffer], rc: 0 };
+      armWindow(16 + req.length, msg.length);
       return;
     }
     finish(control(dev, req), encode);
@@ -114,11 +128,22 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
     else note(r);
   };
 
+  const armWindow = (total: number, got: number) => {
+    windowLeft = Math.min(total, RECV_BUFFER) - got;
+    if (windowLeft <= 0) return;
+    const left = (opts.deadlineMs ?? 500) - (Date.now() - started);
+    timer = setTimeout(expire, Math.max(0, left));
+  };
+
   const onTail = (chunk: Buffer): Buffer => {
     const t = tail!;
     const take = Math.min(chunk.length, t.remaining);
     const part = chunk.subarray(0, take);
     t.remaining -= take;
+    if (windowLeft > 0) {
+      windowLeft -= take;
+      if (windowLeft <= 0) clearDeadline();
+    }
     if (t.kind === 'hash') feedHash(part);
     else t.parts.push(part);
     if (t.remaining === 0) {
@@ -167,12 +192,15 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
   const expire = () => {
     timer = undefined;
     buf = EMPTY;
+    tail = undefined;
+    windowLeft = 0;
     dropFds();
     reply(result4(TPM_BAD_PARAMETER), true);
   };
 
   conn.onData = (chunk, newFds) => {
     if (tail === undefined && buf.length === 0) {
+      started = Date.now();
       dropFds();
       fds = [...newFds];
     } else for (const fd of newFds) closeSync(fd);
