@@ -51,10 +51,14 @@ export async function runServer(cfg: Config, log: Logger): Promise<void> {
     done = r;
   });
   let exiting = false;
+  /** The data channel passed with CMD_SET_DATAFD, while it is open. */
+  let dataFdConn: Conn | undefined;
   const exit = async () => {
     if (exiting) return;
     exiting = true;
     for (const s of servers) s.close();
+    // swtpm's main loop ends with its data fd (QEMU's socketpair is still open then).
+    dataFdConn?.close();
     try {
       await device.close();
     } catch (err) {
@@ -104,11 +108,13 @@ export async function runServer(cfg: Config, log: Logger): Promise<void> {
       if (fd === undefined) return TPM_BAD_PARAMETER;
       dataFdActive = true;
       const conn = fdConn(fd, { bufferSize: 4105 });
+      dataFdConn = conn;
       serveData(device, conn, {
         ...dataOpts,
         disconnect: false,
         onEnd: () => {
           dataFdActive = false;
+          dataFdConn = undefined;
           if (cfg.terminate) void exit();
         },
       });
