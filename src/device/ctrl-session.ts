@@ -44,7 +44,16 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
   let busy = false;
   let closed = false;
   /** Streaming tail of HASH_DATA / SET_STATEBLOB. */
-  let tail: { kind: 'hash' | 'blob'; remaining: number; parts: Buffer[]; rc: number } | undefined;
+  let tail:
+    | {
+        kind: 'hash' | 'blob' | 'skip';
+        remaining: number;
+        parts: Buffer[];
+        rc: number;
+        /** 'skip': close after answering (data beyond swtpm's buffer is still pending). */
+        close?: boolean;
+      }
+    | undefined;
   let blobHead: { stateFlags: number; type: number; length: number } | undefined;
 
   const reply = (rsp: Uint8Array, thenClose = false) => {
@@ -97,7 +106,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       if (got > req.length) return reply(result4(TPM_BAD_PARAMETER));
       if (got === req.length) return finish(control(dev, req), encode);
       const pre = stateCheck(dev, 'HASH_DATA');
-      if (pre) return reply(result4(pre), true);
+      if (pre) return refuse(pre, 8 + req.length, msg.length);
       tail = { kind: 'hash', remaining: req.length - got, parts: [], rc: 0 };
       armWindow(8 + req.length, msg.length);
       return feedHash(req.data);
@@ -107,8 +116,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       if (got > req.length) return reply(result4(TPM_BAD_PARAMETER));
       if (got === req.length) return finish(control(dev, req), encode);
       const pre = stateCheck(dev, 'SET_STATEBLOB');
-      // Answering early leaves the announced blob unread; close rather than misparse it.
-      if (pre) return reply(result4(pre), true);
+      if (pre) return refuse(pre, 16 + req.length, msg.length);
       if (req.length > MAX_STATE_BLOB) return reply(result4(TPM_FAIL), true);
       blobHead = req;
       tail = { kind: 'blob', remaining: req.length - got, parts: [req.data as Buffer], rc: 0 };
@@ -116,6 +124,19 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       return;
     }
     finish(control(dev, req), encode);
+  };
+
+  /**
+   * An error found before the data of HASH_DATA / SET_STATEBLOB is read. swtpm has
+   * already received the part that fits its buffer, so it answers after that and the
+   * connection goes on; data beyond its buffer it would misparse as requests, so we
+   * answer and close then.
+   */
+  const refuse = (rc: number, total: number, got: number) => {
+    const close = total > RECV_BUFFER;
+    if (Math.min(total, RECV_BUFFER) <= got) return reply(result4(rc), close);
+    tail = { kind: 'skip', remaining: Math.min(total, RECV_BUFFER) - got, parts: [], rc, close };
+    armWindow(total, got);
   };
 
   const feedHash = (data: Uint8Array) => {
@@ -145,10 +166,12 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       if (windowLeft <= 0) clearDeadline();
     }
     if (t.kind === 'hash') feedHash(part);
-    else t.parts.push(part);
+    else if (t.kind === 'blob') t.parts.push(part);
     if (t.remaining === 0) {
       tail = undefined;
-      if (t.kind === 'hash') {
+      if (t.kind === 'skip') {
+        reply(result4(t.rc), t.close);
+      } else if (t.kind === 'hash') {
         // Queue behind the hashing calls so the result reflects all of them.
         finish(
           dev.serialize(() => ({ result: t.rc })),
