@@ -72,6 +72,7 @@ export async function runServer(cfg: Config, log: Logger): Promise<void> {
     done();
   };
   device.onShutdown = () => void exit();
+  device.onError = (msg) => log.error(msg);
 
   const dataOpts = {
     disconnect: cfg.server?.disconnect ?? false,
@@ -131,8 +132,6 @@ export async function runServer(cfg: Config, log: Logger): Promise<void> {
   if (cfg.flags.notNeedInit) {
     const rc = device.startTpm(0);
     if (rc !== TPM_SUCCESS) {
-      const why = device.lastStorageError;
-      if (why !== undefined) log.error((why as Error).message);
       await exit();
       throw new CliError('Error: Could not initialize libtpms.');
     }

@@ -59,6 +59,8 @@ export class Device {
   onShutdown: (() => void) | undefined;
   /** Last error thrown by a storage callback, for logs and CLI messages. */
   lastStorageError: unknown;
+  /** Where the device reports errors a control reply can only give as a number. */
+  onError: ((message: string) => void) | undefined;
   private tail: Promise<unknown> | undefined;
 
   constructor(opts: DeviceOptions) {
@@ -110,12 +112,16 @@ export class Device {
    */
   startTpm(initFlags: number): number {
     const { opts } = this;
-    if (!opts.incomingMigration && !this.ensureLocked()) return TPM_FAIL;
     this.lastStorageError = undefined;
+    if (!opts.incomingMigration && !this.ensureLocked()) {
+      this.report('Could not start the TPM');
+      return TPM_FAIL;
+    }
     const rc = this.engine.start(opts.version);
     if (rc !== TPM_SUCCESS) {
       this.lastStorageError = this.engine.lastCallbackError;
       this.engine.stop();
+      this.report(`Could not start the TPM (result 0x${rc.toString(16)})`);
       return rc;
     }
     if (initFlags & 1) {
@@ -130,6 +136,13 @@ export class Device {
     this.running = true;
     this.lastOrdinal = undefined;
     return TPM_SUCCESS;
+  }
+
+  /** Reports `what` with the storage error behind it, if any. */
+  report(what: string): void {
+    const why = this.lastStorageError;
+    const detail = why instanceof Error ? `: ${why.message}` : '';
+    this.onError?.(`${what}${detail}`);
   }
 
   /** Terminates libtpms after the automatic TPM2_Shutdown (0.8+). */
@@ -185,6 +198,11 @@ export class Device {
     if (!this.opts.lockStorage || backend.locked) return true;
     const ok = backend.lock(this.lockRetries);
     if (ok) this.lockRetries = 0;
+    else {
+      this.lastStorageError = new Error(
+        `Could not lock the TPM state at ${backend.uri}: another process holds the lock`,
+      );
+    }
     return ok;
   }
 
