@@ -47,6 +47,9 @@ The following commands are supported:
                         size; get minimum and maximum supported sizes
 --info <flags>        : get TPM implementation specific information;
                         flags must be an integer value
+--lock-storage <retries>
+                      : lock the storage, retrying every 10 ms up to
+                        <retries> times
 --version             : display version and exit
 --help                : display help screen and exit
 
@@ -74,6 +77,8 @@ const OPTS: readonly LongOpt[] = [
   ['version', 0, 'V'],
   ['info', 1, 'I'],
   ['help', 0, 'H'],
+  // swtpm_ioctl 0.8+.
+  ['lock-storage', 1, 'K'],
 ].map(([name, arg, val]) => ({ name: name as string, hasArg: arg === 1, val: val as string }));
 
 interface Parsed {
@@ -83,6 +88,7 @@ interface Parsed {
   bufferSize: number;
   infoFlags: bigint;
   hashData: string;
+  retries: number;
   blobType: string;
   file: string;
 }
@@ -151,6 +157,16 @@ function parse(argv: readonly string[], io: Io, prog: string): Parsed | number {
           return 1;
         }
         p.bufferSize = n;
+        if (!setCommand(cmdWithArg)) return 1;
+        break;
+      }
+      case 'K': {
+        const n = scanU32(val);
+        if (n === undefined) {
+          io.err(`Could not get the number of retries from ${val}.\n`);
+          return 1;
+        }
+        p.retries = n;
         if (!setCommand(cmdWithArg)) return 1;
         break;
       }
@@ -264,6 +280,9 @@ export async function run(
           (x) => io.out(Buffer.concat([cString(x.union.subarray(12)), Buffer.from('\n')])),
           respMaxSize(defByName('GET_INFO')),
         );
+      case '--lock-storage':
+        // swtpm_ioctl 0.8+ sends 0 whatever it is given; the retries asked for are sent.
+        return await simpleCmd({ cmd: 'LOCK_STORAGE', retries: p.retries });
       default:
         io.out(usage(prog));
         return 1;
