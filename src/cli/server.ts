@@ -12,6 +12,8 @@ import type { Logger } from './log.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { CliError } from './subopts.js';
 
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
 /** Capabilities of swtpm 0.8+'s socket and chardev front ends. */
 const CAPS_TPM2 = 0x1ffff;
 const CAPS_TPM12 = 0x17fff;
@@ -21,7 +23,14 @@ const CAPS_TPM12 = 0x17fff;
  * the TPM when asked, and runs until SHUTDOWN, a signal, or a lost channel with
  * terminate semantics. Resolves when the process may exit.
  */
-export async function runServer(cfg: Config, log: Logger): Promise<void> {
+export interface RunHooks {
+  /** Handle SIGTERM/SIGINT/SIGHUP (the CLI does; an embedding process does not). */
+  readonly signals?: boolean;
+  /** Called once the channels listen and the TPM is started (if asked to start). */
+  readonly onReady?: (stop: () => Promise<void>) => void;
+}
+
+export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}): Promise<void> {
   const version = cfg.tpm2 ? '2.0' : '1.2';
   const storage = openStorage(cfg, version);
   if (cfg.printStates) {
@@ -141,14 +150,15 @@ export async function runServer(cfg: Config, log: Logger): Promise<void> {
     }
   }
 
+  const signals = hooks.signals ?? true;
   const onSignal = () => void exit();
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  process.on('SIGHUP', onSignal);
+  if (signals) for (const sig of SIGNALS) process.on(sig, onSignal);
+  hooks.onReady?.(async () => {
+    await exit();
+    await finished;
+  });
   await finished;
-  process.off('SIGTERM', onSignal);
-  process.off('SIGINT', onSignal);
-  process.off('SIGHUP', onSignal);
+  if (signals) for (const sig of SIGNALS) process.off(sig, onSignal);
 }
 
 async function controlServer(

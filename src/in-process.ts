@@ -1,0 +1,99 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from './cli/args.js';
+import { Logger } from './cli/log.js';
+import { runServer } from './cli/server.js';
+import { ControlClient } from './client/control.js';
+import { TpmClient } from './client/tpm.js';
+
+export interface InProcessOptions {
+  /** TPM 2.0 (default) or TPM 1.2. */
+  readonly tpm2?: boolean;
+  /** Use (and keep) this state directory; default: a new one removed by close(). */
+  readonly stateDir?: string;
+  /** Start the TPM and send Startup(CLEAR) (default), or wait for CMD_INIT. */
+  readonly startup?: 'clear' | 'none';
+  /** More `tswtpm socket` options, e.g. `['--key', 'file=/path']`. */
+  readonly args?: readonly string[];
+}
+
+export interface InProcessTpm {
+  /** Control channel client (Unix socket). */
+  readonly control: ControlClient;
+  /** Data channel client (Unix socket, persistent connection). */
+  readonly tpm: TpmClient;
+  readonly ctrlPath: string;
+  readonly dataPath: string;
+  readonly stateDir: string;
+  /** Stops the TPM (automatic TPM2_Shutdown), closes the sockets, removes temp files. */
+  close(): Promise<void>;
+}
+
+let active = false;
+
+/**
+ * Runs a TPM in the calling process: the same server as `tswtpm socket`, on Unix sockets
+ * in a temporary directory, without spawning anything. libtpms is one TPM per process,
+ * so only one can run at a time.
+ *
+ * @example
+ * const t = await startTpmInProcess();
+ * const rsp = await t.tpm.transmit(getRandomCommand);
+ * await t.close();
+ */
+export async function startTpmInProcess(opts: InProcessOptions = {}): Promise<InProcessTpm> {
+  if (active)
+    throw new Error('an in-process TPM is already running (libtpms allows one per process)');
+  active = true;
+  const dir = mkdtempSync(join(tmpdir(), 'tswtpm-'));
+  const stateDir = opts.stateDir ?? join(dir, 'state');
+  if (opts.stateDir === undefined) mkdirSync(stateDir);
+  const dataPath = join(dir, 'tpm.sock');
+  const ctrlPath = `${dataPath}.ctrl`;
+  const argv = [
+    ...(opts.tpm2 === false ? [] : ['--tpm2']),
+    '--tpmstate',
+    `dir=${stateDir}`,
+    '--server',
+    `type=unixio,path=${dataPath},mode=0600`,
+    '--ctrl',
+    `type=unixio,path=${ctrlPath},mode=0600`,
+    ...((opts.startup ?? 'clear') === 'clear' ? ['--flags', 'not-need-init,startup-clear'] : []),
+    ...(opts.args ?? []),
+  ];
+  const cleanup = () => {
+    rmSync(dir, { recursive: true, force: true });
+    active = false;
+  };
+  let stop!: () => Promise<void>;
+  let done!: Promise<void>;
+  const ready = new Promise<void>((resolve, reject) => {
+    done = runServer(parseArgs('socket', argv), new Logger(undefined), {
+      signals: false,
+      onReady: (s) => {
+        stop = s;
+        resolve();
+      },
+    });
+    done = done.then(cleanup, (err: unknown) => {
+      cleanup();
+      reject(err);
+    });
+  });
+  await ready;
+  const control = new ControlClient({ path: ctrlPath });
+  const tpm = new TpmClient({ path: dataPath });
+  return {
+    control,
+    tpm,
+    ctrlPath,
+    dataPath,
+    stateDir,
+    async close() {
+      await tpm.close();
+      await stop();
+      await done;
+    },
+  };
+}
