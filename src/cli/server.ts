@@ -65,6 +65,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   const exit = async () => {
     if (exiting) return;
     exiting = true;
+    if (signals) for (const sig of SIGNALS) process.off(sig, onSignal);
     for (const s of servers) s.close();
     // swtpm's main loop ends with its data fd (QEMU's socketpair is still open then).
     dataFdConn?.close();
@@ -80,6 +81,11 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     }
     done();
   };
+  // Signals are handled from the start, so a SIGTERM while the channels open still
+  // shuts down cleanly.
+  const signals = hooks.signals ?? true;
+  const onSignal = () => void exit();
+  if (signals) for (const sig of SIGNALS) process.on(sig, onSignal);
   device.onShutdown = () => void exit();
   device.onError = (msg) => log.error(msg);
 
@@ -150,15 +156,11 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     }
   }
 
-  const signals = hooks.signals ?? true;
-  const onSignal = () => void exit();
-  if (signals) for (const sig of SIGNALS) process.on(sig, onSignal);
   hooks.onReady?.(async () => {
     await exit();
     await finished;
   });
   await finished;
-  if (signals) for (const sig of SIGNALS) process.off(sig, onSignal);
 }
 
 async function controlServer(

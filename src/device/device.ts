@@ -117,7 +117,8 @@ export class Device {
       this.report('Could not start the TPM');
       return TPM_FAIL;
     }
-    const rc = this.engine.start(opts.version);
+    let rc = this.engine.start(opts.version);
+    if (rc !== TPM_SUCCESS && this.restoreBackup()) rc = this.engine.start(opts.version);
     if (rc !== TPM_SUCCESS) {
       this.lastStorageError = this.engine.lastCallbackError;
       this.engine.stop();
@@ -136,6 +137,25 @@ export class Device {
     this.running = true;
     this.lastOrdinal = undefined;
     return TPM_SUCCESS;
+  }
+
+  /**
+   * With `--tpmstate ...,backup`, a permall libtpms rejected is set aside as
+   * `<permall>.bad` (never deleted) and the backup is put in its place (swtpm master
+   * retries MainInit once with the backup).
+   */
+  private restoreBackup(): boolean {
+    const backend = this.opts.storage.backend;
+    if (backend.backupEnabled !== true || backend.restoreBackup === undefined) return false;
+    try {
+      if (!backend.restoreBackup(this.opts.version)) return false;
+    } catch (err) {
+      this.report(`Could not restore the state backup: ${(err as Error).message}`);
+      return false;
+    }
+    this.report('The TPM state could not be loaded; retrying with its backup');
+    this.lastStorageError = undefined;
+    return true;
   }
 
   /** Reports `what` with the storage error behind it, if any. */

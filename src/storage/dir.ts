@@ -56,6 +56,11 @@ export class DirBackend implements StateBackend {
     this.#lock = new LockFile(join(dir, '.lock'));
   }
 
+  /** `backup` was asked for: a failed start may fall back to `<permall>.bak`. */
+  get backupEnabled(): boolean {
+    return this.#opts.backup === true;
+  }
+
   /** Absolute-or-relative path of a state file in this directory. */
   path(version: TpmVersion, name: StateName): string {
     return join(this.dir, stateFileName(version, name));
@@ -94,7 +99,8 @@ export class DirBackend implements StateBackend {
 
   /**
    * With `backup`: puts `<permall>.bak` back as the permall (through `<permall>.tmp`),
-   * for when the current permall is missing or libtpms rejected it. The .bak is kept.
+   * for when the current permall is missing or libtpms rejected it. The .bak is kept,
+   * and so is the rejected permall, as `<permall>.bad`: state is never thrown away.
    * Returns false when there is no backup.
    */
   restoreBackup(version: TpmVersion): boolean {
@@ -104,6 +110,7 @@ export class DirBackend implements StateBackend {
     const tmp = `${file}.tmp`;
     this.#writeFile(tmp, bak, file);
     try {
+      renameIfExists(file, `${file}.bad`);
       renameSync(tmp, file);
     } catch (e) {
       tryUnlink(tmp);

@@ -21,4 +21,10 @@ export interface StateBackend {
   unlock(): void;
   readonly locked: boolean;
   close(): void;
+  /**
+   * `backup` (swtpm master, dir backend): puts the previous permall back after libtpms
+   * rejected the current one. Returns false when there is no backup.
+   */
+  restoreBackup?(version: TpmVersion): boolean;
+  readonly backupEnabled?: boolean;
 }
