@@ -34,7 +34,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   const version = cfg.tpm2 ? '2.0' : '1.2';
   const storage = openStorage(cfg, version);
   if (cfg.printStates) {
-    process.stdout.write(`${printStates(storage.backend, version)}\n`);
+    process.stdout.write(printStates(storage.backend, version));
     storage.backend.close();
     return;
   }

@@ -96,8 +96,13 @@ export async function startTcp(which: 'swtpm' | 'tswtpm', args: string[]): Promi
     err += d.toString();
   });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  await waitForPort(ctrlPort, proc);
-  await waitForPort(port, proc);
+  try {
+    await waitForPort(ctrlPort, proc);
+    await waitForPort(port, proc);
+  } catch (e) {
+    await new Promise((r) => setTimeout(r, 50));
+    throw new Error(`${(e as Error).message}; stderr: ${err}`);
+  }
   return {
     proc,
     port,
