@@ -225,7 +225,15 @@ export function control(dev: Device, req: CtrlRequest): CtrlResponse | Promise<C
   const handler = handlers[req.cmd] as (d: Device, r: CtrlRequest) => CtrlResponse;
   const run = () => {
     const pre = stateCheck(dev, req.cmd);
-    return pre !== TPM_SUCCESS ? fail(pre) : handler(dev, req);
+    if (pre !== TPM_SUCCESS) return fail(pre);
+    try {
+      return handler(dev, req);
+    } catch (err) {
+      // A bug or an unexpected native error must not take the channel down.
+      dev.lastStorageError = err;
+      dev.report(`CMD_${req.cmd} failed`);
+      return fail(TPM_FAIL);
+    }
   };
   if (IMMEDIATE.has(req.cmd)) return run();
   return dev.serialize(run);
