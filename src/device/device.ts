@@ -216,7 +216,15 @@ export class Device {
   ensureLocked(): boolean {
     const { backend } = this.opts.storage;
     if (!this.opts.lockStorage || backend.locked) return true;
-    const ok = backend.lock(this.lockRetries);
+    let ok: boolean;
+    try {
+      ok = backend.lock(this.lockRetries);
+    } catch (err) {
+      // The lock file cannot be opened (e.g. no state directory): swtpm answers
+      // INIT with TPM_FAIL and keeps serving.
+      this.lastStorageError = err;
+      return false;
+    }
     if (ok) this.lockRetries = 0;
     else {
       this.lastStorageError = new Error(
