@@ -137,12 +137,12 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       return TPM_SUCCESS;
     };
     if (cfg.ctrl !== undefined) servers.push(await controlServer(cfg.ctrl, device, exit));
+    // A pid file that cannot be written ends the process (it must not keep listening).
+    if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
   } catch (err) {
     await exit();
     throw err;
   }
-
-  if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
 
   if (cfg.flags.notNeedInit) {
     const rc = device.startTpm(0);
