@@ -97,6 +97,7 @@ const handlers: Handlers = {
   HASH_END: (dev) => fail(dev.engine.hashEnd()),
   CANCEL_TPM_CMD: (dev) => fail(dev.engine.cancel()),
   STORE_VOLATILE: (dev) => {
+    if (!dev.ensureLocked()) return fail(TPM_FAIL);
     const { rc, data } = dev.engine.volatileAllStore();
     if (rc !== TPM_SUCCESS) return fail(rc);
     try {

@@ -203,6 +203,9 @@ export class Device {
     const { opts } = this;
     if (opts.version !== '2.0' || opts.flags.disableAutoShutdown || !this.running) return;
     if (this.lastOrdinal === TPM2_CC_SHUTDOWN) return;
+    // After a savestate fetch the lock was handed to a migration destination: the state
+    // on disk is no longer ours to write.
+    if (opts.lockStorage && !opts.storage.backend.locked) return;
     const run = (su: number) => {
       const r = this.engine.execute(shutdownCommand(su));
       return r instanceof Promise ? undefined : responseCode(r);
