@@ -51,6 +51,12 @@ export class Logger {
     this.write(`${this.prefix}${msg}\n`);
   }
 
+  /** Text already formatted (e.g. a hex dump), written when `level` ≤ the configured one. */
+  raw(level: number, text: string): void {
+    if (this.fd === -1 || this.fd === 2 || level > this.level) return;
+    this.write(text);
+  }
+
   private write(s: string): void {
     try {
       writeSync(this.fd, s);

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { serveCtrl } from '../device/ctrl-session.js';
 import { serveData } from '../device/data-session.js';
 import { Device } from '../device/device.js';
+import { type WireMessage, formatWireDump, wireChannel } from '../device/trace.js';
 import { TPM_BAD_PARAMETER, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
 import { listen, socketConn } from '../transport/stream.js';
@@ -66,6 +67,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     if (exiting) return;
     exiting = true;
     if (signals) for (const sig of SIGNALS) process.off(sig, onSignal);
+    if (log.level >= 2) wireChannel.unsubscribe(dump);
     for (const s of servers) s.close();
     // swtpm's main loop ends with its data fd (QEMU's socketpair is still open then).
     dataFdConn?.close();
@@ -88,6 +90,9 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   if (signals) for (const sig of SIGNALS) process.on(sig, onSignal);
   device.onShutdown = () => void exit();
   device.onError = (msg) => log.error(msg);
+  // swtpm dumps control and data traffic from log level 2 on.
+  const dump = (m: unknown) => log.raw(2, formatWireDump(m as WireMessage));
+  if (log.level >= 2) wireChannel.subscribe(dump);
 
   const dataOpts = {
     disconnect: cfg.server?.disconnect ?? false,

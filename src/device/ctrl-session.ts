@@ -10,6 +10,7 @@ import { TPM_BAD_ORDINAL, TPM_BAD_PARAMETER, TPM_FAIL } from '../protocol/tpm/re
 import type { Conn } from '../transport/conn.js';
 import { MAX_STATE_BLOB, control, stateCheck } from './control.js';
 import type { Device } from './device.js';
+import { traceWire } from './trace.js';
 
 export interface CtrlSessionOptions {
   /** Deadline for the fixed part of a request (swtpm: 500 ms). */
@@ -58,6 +59,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
 
   const reply = (rsp: Uint8Array, thenClose = false) => {
     if (closed) return;
+    traceWire('Ctrl Rsp', rsp);
     conn.write(rsp);
     if (thenClose) conn.close();
   };
@@ -86,6 +88,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
   };
 
   const handle = (msg: Buffer) => {
+    traceWire('Ctrl Cmd', msg);
     const d = decodeSocketRequest(msg);
     if (!d.ok) {
       dropFds();
@@ -103,20 +106,21 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
     dropFds();
     if (req.cmd === 'HASH_DATA') {
       const got = msg.length - 8;
-      if (got > req.length) return reply(result4(TPM_BAD_PARAMETER));
-      if (got === req.length) return finish(control(dev, req), encode);
+      // swtpm checks the state before it looks at the data.
       const pre = stateCheck(dev, 'HASH_DATA');
       if (pre) return refuse(pre, 8 + req.length, msg.length);
+      if (got > req.length) return reply(result4(TPM_BAD_PARAMETER));
+      if (got === req.length) return finish(control(dev, req), encode);
       tail = { kind: 'hash', remaining: req.length - got, parts: [], rc: 0 };
       armWindow(8 + req.length, msg.length);
       return feedHash(req.data);
     }
     if (req.cmd === 'SET_STATEBLOB') {
       const got = msg.length - 16;
-      if (got > req.length) return reply(result4(TPM_BAD_PARAMETER));
-      if (got === req.length) return finish(control(dev, req), encode);
       const pre = stateCheck(dev, 'SET_STATEBLOB');
       if (pre) return refuse(pre, 16 + req.length, msg.length);
+      if (got > req.length) return reply(result4(TPM_BAD_PARAMETER));
+      if (got === req.length) return finish(control(dev, req), encode);
       if (req.length > MAX_STATE_BLOB) return reply(result4(TPM_FAIL), true);
       blobHead = req;
       tail = { kind: 'blob', remaining: req.length - got, parts: [req.data as Buffer], rc: 0 };

@@ -2,6 +2,7 @@ import { closeSync } from 'node:fs';
 import { MAX_COMMAND_READ, unitLength } from '../protocol/tpm/framing.js';
 import type { Conn } from '../transport/conn.js';
 import type { Device } from './device.js';
+import { traceWire } from './trace.js';
 
 export interface DataSessionOptions {
   /** `--server ...,disconnect` and legacy `-p`: close after every response. */
@@ -30,6 +31,7 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
 
   const send = (rsp: Uint8Array) => {
     if (closed) return;
+    traceWire('SWTPM_IO_Write', rsp);
     conn.write(rsp);
     if (opts.disconnect) conn.close();
   };
@@ -52,6 +54,7 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
       }
       const take = Math.min(n ?? buf.length, buf.length, MAX_COMMAND_READ);
       const cmd = buf.subarray(0, take);
+      traceWire('SWTPM_IO_Read', cmd);
       buf = take === buf.length ? EMPTY : buf.subarray(take);
       const r = dev.tpmCommand(cmd, opts.allowPrefix);
       if (r instanceof Promise) {
