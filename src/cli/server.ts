@@ -7,13 +7,15 @@ import { type WireMessage, formatWireDump, wireChannel } from '../device/trace.j
 import { TPM_BAD_PARAMETER, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
 import { listen, socketConn } from '../transport/stream.js';
-import { fdConn, unixConnServer } from '../transport/unix-conn.js';
 import type { ChannelConfig, Config } from './args.js';
 import type { Logger } from './log.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { CliError } from './subopts.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/** The koffi-based Unix transport (fd passing), loaded only for a UnixIO control channel. */
+type UnixConn = typeof import('../transport/unix-conn.js');
 
 /** Capabilities of swtpm 0.8+'s socket and chardev front ends. */
 const CAPS_TPM2 = 0x1ffff;
@@ -102,6 +104,10 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     },
   };
   const serveDataConn = (conn: Conn) => serveData(device, conn, dataOpts);
+  // Fds (CMD_SET_DATAFD) arrive only over a UnixIO control channel: with a TCP one the
+  // fd-passing transport and koffi's libc binding are never loaded.
+  const unix: UnixConn | undefined =
+    cfg.ctrl?.type === 'unixio' ? await import('../transport/unix-conn.js') : undefined;
 
   try {
     // The data channel: a listening socket, a given fd, a character device, or none
@@ -126,9 +132,9 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
         if (fd !== undefined) closeSync(fd);
         return TPM_IOERROR;
       }
-      if (fd === undefined) return TPM_BAD_PARAMETER;
+      if (fd === undefined || unix === undefined) return TPM_BAD_PARAMETER;
       dataFdActive = true;
-      const conn = fdConn(fd, { bufferSize: 4105 });
+      const conn = unix.fdConn(fd, { bufferSize: 4105 });
       dataFdConn = conn;
       serveData(device, conn, {
         ...dataOpts,
@@ -141,7 +147,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       });
       return TPM_SUCCESS;
     };
-    if (cfg.ctrl !== undefined) servers.push(await controlServer(cfg.ctrl, device, exit));
+    if (cfg.ctrl !== undefined) servers.push(await controlServer(cfg.ctrl, device, exit, unix));
     // A pid file that cannot be written ends the process (it must not keep listening).
     if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
   } catch (err) {
@@ -172,12 +178,13 @@ async function controlServer(
   c: ChannelConfig,
   device: Device,
   exit: () => Promise<void>,
+  unix: UnixConn | undefined,
 ): Promise<ConnServer> {
   const onEnd = () => {
     if (c.terminate) void exit();
   };
   let s: ConnServer;
-  if (c.type === 'unixio') {
+  if (c.type === 'unixio' && unix !== undefined) {
     if (c.path === undefined && c.fd === undefined && c.clientfd === undefined) {
       throw new CliError('Missing path, fd or clientfd for the UnixIO control channel.');
     }
@@ -187,7 +194,7 @@ async function controlServer(
     if (c.clientfd !== undefined) o.clientFd = c.clientfd;
     if (c.uid !== undefined) o.uid = c.uid;
     if (c.gid !== undefined) o.gid = c.gid;
-    s = unixConnServer(o as Parameters<typeof unixConnServer>[0]);
+    s = unix.unixConnServer(o as Parameters<UnixConn['unixConnServer']>[0]);
     // With clientfd there is no listener: losing that client ends the channel for good.
   } else {
     if (c.clientfd !== undefined) throw new CliError('clientfd is only valid for UnixIO channels');

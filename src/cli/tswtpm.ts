@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { type Config, type Iface, parseArgs } from './args.js';
-import { printCapabilities } from './capabilities.js';
-import { usage } from './help.js';
 import { Logger } from './log.js';
 import { CliError } from './subopts.js';
 
@@ -13,6 +11,12 @@ export function packageVersion(): string {
 
 const CUSE_MODULE = './cuse.js';
 
+// The help text and --print-capabilities (which loads the engine) are imported only on
+// the paths that print them: a server start never pays for them.
+const usage = async (iface: Iface | undefined) => (await import('./help.js')).usage(iface);
+const capabilities = async (cfg: Config) =>
+  (await import('./capabilities.js')).printCapabilities(cfg);
+
 const IFACES: readonly Iface[] = ['socket', 'chardev', 'cuse'];
 
 /**
@@ -22,7 +26,7 @@ const IFACES: readonly Iface[] = ['socket', 'chardev', 'cuse'];
 export async function main(argv: string[]): Promise<void> {
   const first = argv[0];
   if (first === '-h' || first === '--help') {
-    process.stdout.write(usage(undefined));
+    process.stdout.write(await usage(undefined));
     return;
   }
   if (first === '-v' || first === '--version') {
@@ -32,7 +36,7 @@ export async function main(argv: string[]): Promise<void> {
   if (first === undefined) return fatal('Missing TPM interface type.', false);
   if (!IFACES.includes(first as Iface)) {
     process.stderr.write(`Unsupported TPM interface type '${first}'.\n`);
-    process.stderr.write(usage(undefined));
+    process.stderr.write(await usage(undefined));
     process.exitCode = 1;
     return;
   }
@@ -45,14 +49,14 @@ export async function main(argv: string[]): Promise<void> {
       err instanceof CliError &&
       /unrecognized|invalid option|requires an|ambiguous|doesn't allow/.test(err.message)
     ) {
-      process.stderr.write(`${err.message}\n${usage(iface)}`);
+      process.stderr.write(`${err.message}\n${await usage(iface)}`);
       process.exitCode = 1;
       return;
     }
     return fatal(err);
   }
   if (cfg.help) {
-    process.stdout.write(usage(iface));
+    process.stdout.write(await usage(iface));
     return;
   }
   if (cfg.version) {
@@ -60,7 +64,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (cfg.printCapabilities) {
-    process.stdout.write(`${printCapabilities(cfg)}\n`);
+    process.stdout.write(`${await capabilities(cfg)}\n`);
     return;
   }
   if (cfg.tpm2 && cfg.flags.startup === 'deactivated') {
