@@ -63,7 +63,7 @@ function encryptedFlags(key: Uint8Array, flag: number, flag256: number): number 
  * @example writeFileSync('tpm2-00.permall', encodeStateFile(permall, key))
  */
 export function encodeStateFile(plain: Uint8Array, key?: Uint8Array): Uint8Array {
-  if (key === undefined) return encodeBlob(0, encodeTlvs([{ tag: TAG_DATA, value: plain }]));
+  if (key === undefined) return encodeBlob(0, plain, [TAG_DATA]);
   const flags = encryptedFlags(key, BLOB_FLAG_ENCRYPTED, BLOB_FLAG_ENCRYPTED_256BIT_KEY);
   return encodeBlob(
     flags,
@@ -178,6 +178,10 @@ export function encodeMigrationBlob(
   let flags = BLOB_FLAG_MIGRATION_DATA;
   let inner: Tlv[];
   const encrypted = !opts.decrypted && opts.fileKey !== undefined;
+  if (!encrypted && opts.migrationKey === undefined) {
+    // The keyless layout, written in one allocation (no intermediate TLV buffers).
+    return { blob: encodeBlob(flags, plain, [TAG_MIGRATION_DATA, TAG_DATA]), encrypted };
+  }
   if (opts.fileKey !== undefined && encrypted) {
     inner = encryptToTlvs(opts.fileKey, plain, TAG_ENCRYPTED_DATA, TAG_IVEC_ENCRYPTED_DATA);
     flags |= encryptedFlags(opts.fileKey, BLOB_FLAG_ENCRYPTED, BLOB_FLAG_ENCRYPTED_256BIT_KEY);

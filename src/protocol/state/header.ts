@@ -1,4 +1,9 @@
-import { BLOB_HEADER_MIN_VERSION, BLOB_HEADER_SIZE, BLOB_HEADER_VERSION } from './constants.js';
+import {
+  BLOB_HEADER_MIN_VERSION,
+  BLOB_HEADER_SIZE,
+  BLOB_HEADER_VERSION,
+  TLV_HEADER_SIZE,
+} from './constants.js';
 import { StateBlobError, TPM_BAD_DATASIZE, TPM_BAD_PARAMETER, TPM_BAD_VERSION } from './errors.js';
 
 /** The 10-byte swtpm blob header. */
@@ -11,19 +16,31 @@ export interface BlobHeader {
 }
 
 /**
- * Prepends a version-2 header to `body`.
+ * Prepends a version-2 header to `body`, which may first be wrapped in nested TLVs
+ * (`tags`, outermost first). One allocation: `encodeBlob(0, plain, [TAG_DATA])` is
+ * `encodeBlob(0, encodeTlvs([{ tag: TAG_DATA, value: plain }]))` without the copy.
  *
  * @example encodeBlob(0, tlvs) // 02 01 00 0a 00 00 <totlen BE32> ...tlvs
  */
-export function encodeBlob(flags: number, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(BLOB_HEADER_SIZE + body.length);
+export function encodeBlob(
+  flags: number,
+  body: Uint8Array,
+  tags: readonly number[] = [],
+): Uint8Array {
+  const out = new Uint8Array(BLOB_HEADER_SIZE + tags.length * TLV_HEADER_SIZE + body.length);
   const dv = new DataView(out.buffer);
   dv.setUint8(0, BLOB_HEADER_VERSION);
   dv.setUint8(1, BLOB_HEADER_MIN_VERSION);
   dv.setUint16(2, BLOB_HEADER_SIZE);
   dv.setUint16(4, flags);
   dv.setUint32(6, out.length);
-  out.set(body, BLOB_HEADER_SIZE);
+  let off = BLOB_HEADER_SIZE;
+  for (const tag of tags) {
+    dv.setUint16(off, tag);
+    dv.setUint32(off + 2, out.length - off - TLV_HEADER_SIZE);
+    off += TLV_HEADER_SIZE;
+  }
+  out.set(body, off);
   return out;
 }
 
