@@ -9,7 +9,7 @@
 import { lookup } from 'node:dns/promises';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import net from 'node:net';
-import { type Wire, connectTcp, socketWire } from '../client/wire.js';
+import type { Wire } from '../client/wire.js';
 import { decodeSocketResponse } from '../protocol/ctrl/client-codec.js';
 import {
   type CtrlDef,
@@ -20,7 +20,8 @@ import {
   encodeSocketRequest,
   ioctlNumber,
 } from '../protocol/ctrl/index.js';
-import { errText, gaiText, ioctl, strerror } from './ioctl-sys.js';
+import { ioctl, readDevice, writeDevice } from '../transport/chardev.js';
+import { errText, gaiText, strerror } from './ioctl-sys.js';
 
 /** swtpm_ioctl 0.7.1 polls 20 s for each response. */
 export const POLL_MS = 20000;
@@ -47,7 +48,11 @@ export interface Channel {
    * all but the last SET_STATEBLOB chunk). Rejects with ChannelError.
    */
   ctrlcmd(def: CtrlDef, req: CtrlRequest, readLen: number): Promise<Exchange>;
-  /** Plain blocking read / write on a socket (blob streaming; no timeout, as in C). */
+  /**
+   * One plain read() / write() without timeout, as in C: blob streaming on a socket,
+   * the read()/write() blob transfer modes on a device. read() resolves null at the
+   * end of a stream (a device answers 0 bytes instead).
+   */
   read(max: number): Promise<Buffer | null>;
   write(buf: Uint8Array): Promise<void>;
   close(): void;
@@ -118,7 +123,11 @@ function fileWire(fd: number): Wire {
   };
 }
 
+/** A character device (CUSE): the whole union through ioctl(), host byte order. */
 function ioctlChannel(fd: number): Channel {
+  const sysFail = (e: unknown): never => {
+    throw new ChannelError(strerror((e as { errno?: number }).errno ?? 'EIO'));
+  };
   return {
     device: true,
     async ctrlcmd(def, req, _readLen) {
@@ -128,11 +137,17 @@ function ioctlChannel(fd: number): Channel {
       if (errno !== 0) throw new ChannelError(strerror(errno));
       return { union, n: def.size, rsp: decode(def, union, true) };
     },
-    read: () => Promise.reject(new ChannelError(strerror('EINVAL'))),
-    write: () => Promise.reject(new ChannelError(strerror('EINVAL'))),
+    read: (max) => readDevice(fd, max).catch(sysFail),
+    async write(buf) {
+      const n = await writeDevice(fd, buf).catch(sysFail);
+      if (n !== buf.length) throw new ChannelError(strerror('EIO'));
+    },
     close: () => closeSync(fd),
   };
 }
+
+/** The socket client code, loaded only for --tcp/--unix (a device needs none of it). */
+const sockets = () => import('../client/wire.js');
 
 /** Connects like swtpm_ioctl; on failure writes its message to `err` and resolves undefined. */
 export async function openChannel(
@@ -156,6 +171,7 @@ export async function openChannel(
       return undefined;
     }
     try {
+      const { socketWire } = await sockets();
       return streamChannel(socketWire(await connectPath(t.path)), false);
     } catch (e) {
       err(`Connect failed: ${errText(e)}\n`);
@@ -171,6 +187,7 @@ export async function openChannel(
     return undefined;
   }
   let last: unknown;
+  const { connectTcp, socketWire } = await sockets();
   for (const a of addrs) {
     try {
       return streamChannel(socketWire(await connectTcp(a.address, t.port)), false);

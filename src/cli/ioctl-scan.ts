@@ -45,6 +45,12 @@ export function scanU32(s: string): number | undefined {
   return Number(r.value & 0xffffffffn);
 }
 
+/** sscanf(s, "%zu", &size): the value, or undefined when no number could be read. */
+export function scanU64(s: string): bigint | undefined {
+  const r = strtou64(s, false);
+  return r.used === 0 ? undefined : r.value;
+}
+
 /** `strtoull(s, &end, 0)` accepted only when it consumed everything without ERANGE. */
 export function parseInfoFlags(s: string): bigint | undefined {
   const r = strtou64(s, true);

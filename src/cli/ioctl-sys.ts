@@ -1,6 +1,7 @@
 /**
- * libc through koffi for tswtpm_ioctl: strerror() (so messages match glibc's text,
- * not libuv's) and ioctl() on a CUSE device. koffi is loaded on first use only.
+ * libc through koffi for tswtpm_ioctl: strerror(), so messages match glibc's text,
+ * not libuv's. koffi is loaded on first use only. (ioctl() on a CUSE device lives in
+ * transport/chardev.ts, shared with the client library.)
  */
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
@@ -11,9 +12,6 @@ type Koffi = typeof koffiModule;
 interface Libc {
   koffi: Koffi;
   strerror: (errno: number) => string;
-  ioctl: ((fd: number, req: number, arg: Buffer) => number) & {
-    async: (fd: number, req: number, arg: Buffer, cb: (err: unknown, ret: number) => void) => void;
-  };
 }
 
 let libc: Libc | undefined;
@@ -22,12 +20,9 @@ function lib(): Libc {
   if (libc) return libc;
   const koffi = createRequire(import.meta.url)('koffi') as Koffi;
   const c = koffi.load('libc.so.6');
-  // ioctl is variadic; a fixed (int, unsigned long, void *) prototype passes the same
-  // registers on x86_64 and aarch64.
   libc = {
     koffi,
     strerror: c.func('const char *strerror(int)') as unknown as Libc['strerror'],
-    ioctl: c.func('int ioctl(int, unsigned long, void *)') as unknown as Libc['ioctl'],
   };
   return libc;
 }
@@ -63,18 +58,4 @@ const GAI: Readonly<Record<string, string>> = {
 export function gaiText(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
   return GAI[code] ?? errText(e);
-}
-
-/**
- * ioctl(fd, request, arg) off the event loop (a CUSE server may live in this very
- * process). Resolves 0 or the errno of a failed call.
- */
-export function ioctl(fd: number, request: number, arg: Buffer): Promise<number> {
-  const l = lib();
-  return new Promise((resolve, reject) => {
-    l.ioctl.async(fd, request, arg, (err, ret) => {
-      if (err) reject(err);
-      else resolve(ret < 0 ? l.koffi.errno() : 0);
-    });
-  });
 }

@@ -8,10 +8,11 @@ import { readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { respMaxSize } from '../protocol/ctrl/client-codec.js';
 import { type CtrlRequest, defByName } from '../protocol/ctrl/index.js';
-import { type Io, hash, load, save, simple } from './ioctl-cmds.js';
+import { load, save } from './ioctl-blob.js';
+import { type Io, hash, simple } from './ioctl-cmds.js';
 import { type Target, openChannel } from './ioctl-conn.js';
 import { GetoptLongOnly, type LongOpt } from './ioctl-getopt.js';
-import { parseInfoFlags, parseTcp, scanU32 } from './ioctl-scan.js';
+import { parseInfoFlags, parseTcp, scanU32, scanU64 } from './ioctl-scan.js';
 
 const VERSION = 'TPM emulator control tool version 0.7.1, Copyright (c) 2015 IBM Corp.\n';
 
@@ -224,8 +225,10 @@ export async function run(
 ): Promise<number> {
   const p = parse(argv, io, prog);
   if (typeof p === 'number') return p;
-  const env = process.env.SWTPM_IOCTL_BUFFERSIZE;
-  const chunkEnv = env === undefined ? undefined : Math.max(1, scanU32(env) ?? 1);
+  // Device paths only: the size of the read()/write() blob transfers (0 = ioctl chunks).
+  const env = p.target.kind === 'device' ? process.env.SWTPM_IOCTL_BUFFERSIZE : undefined;
+  const n = env === undefined ? 0n : (scanU64(env) ?? 0n);
+  const bufferSize = env !== undefined && n === 0n ? 1n : n;
   const ch = await openChannel(p.target, io.err);
   if (!ch) return 1;
   const simpleCmd = (req: CtrlRequest, show?: Parameters<typeof simple>[3], readLen?: number) =>
@@ -257,9 +260,9 @@ export async function run(
       case '-v':
         return await simpleCmd({ cmd: 'STORE_VOLATILE' });
       case '--save':
-        return await save(ch, io, p.blobType, p.file);
+        return await save(ch, io, p.blobType, p.file, bufferSize);
       case '--load':
-        return await load(ch, io, p.blobType, p.file, chunkEnv);
+        return await load(ch, io, p.blobType, p.file, bufferSize);
       case '-g':
         return await simpleCmd({ cmd: 'GET_CONFIG' }, (x) =>
           io.out(`ptm configuration flags: 0x${(x.rsp.flags ?? 0).toString(16)}\n`),

@@ -12,14 +12,19 @@ import {
   PTM_STATE_FLAG_ENCRYPTED,
 } from '../protocol/ctrl/index.js';
 import { TPM_RETRY } from '../protocol/tpm/results.js';
+import { CuseDevice, type DeviceAddress, beforeDeadline, deviceRequest } from './device.js';
 import { TpmConnectionError, TpmError } from './errors.js';
-import { closedBeforeAnswer, exchange, withDeadline } from './exchange.js';
+import { DeadlineError, closedBeforeAnswer, exchange, withDeadline } from './exchange.js';
 import { type Wire, describe, openWire } from './wire.js';
 
-/** `{ host, port }` (host defaults to 127.0.0.1) or `{ path }` of a Unix socket. */
+/**
+ * `{ host, port }` (host defaults to 127.0.0.1), `{ path }` of a Unix socket, or
+ * `{ device }`: a CUSE TPM's character device, driven with PTM_* ioctls.
+ */
 export type ControlAddress =
   | { readonly host?: string; readonly port: number }
-  | { readonly path: string };
+  | { readonly path: string }
+  | DeviceAddress;
 
 export interface ControlClientOptions {
   /** Per-call limit for connect + request + response, ms. Default 20000 (swtpm_ioctl's poll). */
@@ -27,7 +32,8 @@ export interface ControlClientOptions {
   /**
    * Keep one connection for all calls (as QEMU does) instead of one connection per
    * call (as swtpm_ioctl and tcti-swtpm do). swtpm serves one control client at a
-   * time, so a persistent client blocks every other one until close().
+   * time, so a persistent client blocks every other one until close(). For a device
+   * path: keep the device open (a CUSE TPM has one opener at a time).
    */
   readonly persistent?: boolean;
 }
@@ -84,6 +90,14 @@ function blobType(t: BlobType): number {
  * Debian's C swtpm alike. One typed method per CMD_* command; a non-zero result
  * rejects with {@link TpmError}.
  *
+ * The same methods work on a CUSE TPM (`tswtpm cuse -n vtpm0`, swtpm's CUSE TPM) with
+ * `{ device: '/dev/vtpm0' }`: each command becomes its PTM_* ioctl, state blobs move
+ * in 3072-byte ioctls and hash data in 4096-byte ones, and a failed ioctl rejects
+ * with {@link TpmDeviceError} (PTM_SET_DATAFD: `EINVAL`). A device path is opened
+ * per call unless `persistent`; to use a {@link TpmClient} on the device at the same
+ * time, share one {@link CuseDevice}. A call that times out cannot stop an ioctl
+ * already in the kernel; its late answer is dropped.
+ *
  * @example
  * const ctrl = new ControlClient({ path: '/run/tpm/ctrl.sock' });
  * const caps = await ctrl.getCapability();
@@ -91,12 +105,19 @@ function blobType(t: BlobType): number {
  * const blob = await ctrl.getStateBlob('permanent'); // undefined if there is none
  * await ctrl.setLocality(3);
  * console.log(await ctrl.getInfo(3)); // { TPMSpecification: {...}, TPMAttributes: {...} }
+ *
+ * @example
+ * // A CUSE TPM: swtpm_ioctl -c /dev/vtpm0
+ * const cuse = new ControlClient({ device: '/dev/vtpm0' });
+ * console.log((await cuse.getCapability()).mask.toString(16)); // 16fff
  */
 export class ControlClient {
   readonly address: ControlAddress;
   private readonly timeoutMs: number;
   private readonly persistent: boolean;
   private wire: Wire | undefined;
+  /** A device this client opened and keeps (`persistent` with a device path). */
+  private dev: CuseDevice | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(address: ControlAddress, options: ControlClientOptions = {}) {
@@ -118,6 +139,7 @@ export class ControlClient {
 
   private async run(req: CtrlRequest, opts: CallOptions & { fds?: readonly number[] }) {
     const ms = opts.timeoutMs ?? this.timeoutMs;
+    if ('device' in this.address) return this.runDevice(req, ms, this.address.device);
     let w: Wire | undefined;
     return withDeadline(
       `CMD_${req.cmd}`,
@@ -142,10 +164,46 @@ export class ControlClient {
     );
   }
 
+  private runDevice(req: CtrlRequest, ms: number, device: string | CuseDevice) {
+    return withDeadline(
+      `PTM_${req.cmd}`,
+      ms,
+      async (deadline) => {
+        const dev = await this.openDevice(device, deadline);
+        let keep = typeof device !== 'string' || (this.persistent && req.cmd !== 'SHUTDOWN');
+        try {
+          return await deviceRequest(dev, req, deadline);
+        } catch (e) {
+          // An ioctl still in the kernel: the next call starts on a new opening.
+          if (e instanceof DeadlineError && typeof device === 'string') keep = false;
+          throw e;
+        } finally {
+          if (!keep) await this.closeDevice(dev);
+        }
+      },
+      () => {},
+    );
+  }
+
+  private async openDevice(device: string | CuseDevice, deadline: number | undefined) {
+    if (typeof device !== 'string') return device;
+    if (this.dev && !this.dev.closed) return this.dev;
+    const dev = await beforeDeadline(CuseDevice.open(device), deadline, (d) => void d.close());
+    if (this.persistent) this.dev = dev;
+    return dev;
+  }
+
+  private async closeDevice(dev: CuseDevice): Promise<void> {
+    if (this.dev === dev) this.dev = undefined;
+    await dev.close();
+  }
+
   private async connect(ms: number): Promise<Wire> {
     if (this.wire && !this.wire.ended) return this.wire;
     if (this.wire) this.drop(this.wire);
-    const w = await openWire(this.address, ms);
+    const addr = this.address;
+    if ('device' in addr) throw new TypeError('a device has no socket connection');
+    const w = await openWire(addr, ms);
     if (this.persistent) this.wire = w;
     return w;
   }
@@ -162,10 +220,11 @@ export class ControlClient {
     return rsp;
   }
 
-  /** Closes a persistent connection (no-op otherwise). */
+  /** Closes a persistent connection or device (no-op otherwise; a shared CuseDevice stays open). */
   async close(): Promise<void> {
     await this.queue;
     if (this.wire) this.drop(this.wire);
+    if (this.dev) await this.closeDevice(this.dev);
   }
 
   /** CMD_GET_CAPABILITY: the PTM_CAP_* mask and each bit by name. */
@@ -320,9 +379,12 @@ export class ControlClient {
    * still owns (and should close) its copy of `fd`.
    */
   async setDataFd(fd: number, opts?: CallOptions): Promise<void> {
-    if (!('path' in this.address)) {
-      throw new TpmConnectionError(describe(this.address), 'EAFNOSUPPORT');
+    const addr = this.address;
+    if ('device' in addr) {
+      const path = typeof addr.device === 'string' ? addr.device : addr.device.path;
+      throw new TpmConnectionError(path, 'EAFNOSUPPORT');
     }
+    if (!('path' in addr)) throw new TpmConnectionError(describe(addr), 'EAFNOSUPPORT');
     await this.ok({ cmd: 'SET_DATAFD' }, opts, [fd]);
   }
 

@@ -1,3 +1,4 @@
+import { getSystemErrorName } from 'node:util';
 import { resultName } from '../protocol/tpm/results.js';
 
 /**
@@ -56,5 +57,35 @@ export class TpmProtocolError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'TpmProtocolError';
+  }
+}
+
+/**
+ * A system call on a CUSE TPM device failed (not a TPM result): `code` is the errno
+ * name — `EINVAL` for an ioctl the device does not know (PTM_SET_DATAFD), `EBUSY` for
+ * a TPM command written while a long one runs, `EIO` for a read() or write() in the
+ * wrong state-blob transfer mode.
+ *
+ * @example
+ * try {
+ *   await new ControlClient({ device: '/dev/vtpm0' }).request({ cmd: 'SET_DATAFD' });
+ * } catch (e) {
+ *   if (e instanceof TpmDeviceError) console.log(e.code); // EINVAL
+ * }
+ */
+export class TpmDeviceError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  /** `ioctl PTM_<NAME>`, `read` or `write`. */
+  readonly syscall: string;
+  readonly path: string;
+  constructor(path: string, syscall: string, errno: number) {
+    const code = errno > 0 ? getSystemErrorName(-errno) : 'UNKNOWN';
+    super(`${syscall} on ${path}: ${code}`);
+    this.name = 'TpmDeviceError';
+    this.code = code;
+    this.errno = errno;
+    this.syscall = syscall;
+    this.path = path;
   }
 }

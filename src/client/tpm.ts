@@ -1,5 +1,6 @@
 import { TPM_HEADER_SIZE } from '../protocol/tpm/header.js';
 import { TPM_SEND_COMMAND } from '../protocol/tpm/prefix.js';
+import { CuseDevice, type DeviceAddress, beforeDeadline, deviceTransmit } from './device.js';
 import { TpmProtocolError } from './errors.js';
 import { DeadlineError, closedBeforeAnswer, withDeadline } from './exchange.js';
 import { type Address, type Wire, openWire, readExact } from './wire.js';
@@ -15,7 +16,8 @@ export interface TpmClientOptions {
   readonly locality?: number;
   /**
    * Reuse one connection (default). With false, every command gets a new connection
-   * (as tcti-swtpm does). An `fd` address is always one connection.
+   * (as tcti-swtpm does). An `fd` address is always one connection. A device path is
+   * kept open (or opened per command with false).
    */
   readonly persistent?: boolean;
 }
@@ -29,7 +31,11 @@ export interface TransmitOptions {
 /**
  * A client of the TPM data channel: `{ host, port }`, `{ path }` or a connected socket
  * `{ fd }` (owned by the client from then on; stream or datagram, e.g. the other end of
- * a CMD_SET_DATAFD socketpair).
+ * a CMD_SET_DATAFD socketpair), or a CUSE TPM `{ device }` (a path, or a
+ * {@link CuseDevice} shared with a ControlClient): one write() per command, then
+ * read()s until the response is complete. The TCG send-command prefix does not exist
+ * there. A command that times out on a device cannot be taken back: its late
+ * response is read and dropped.
  *
  * @example
  * const tpm = new TpmClient({ host: '127.0.0.1', port: 2321 });
@@ -37,15 +43,25 @@ export interface TransmitOptions {
  * const rsp = await tpm.transmit(Buffer.from('80010000000c000001440000', 'hex'));
  * console.log(rsp.readUInt32BE(6)); // 0 = TPM_RC_SUCCESS
  * await tpm.close();
+ *
+ * @example
+ * // tpm2_getrandom -T device:/dev/vtpm0 8
+ * const dev = new TpmClient({ device: '/dev/vtpm0' });
+ * const random = await dev.transmit(Buffer.from('80010000000c0000017b0008', 'hex'));
  */
 export class TpmClient {
-  readonly address: Address;
+  readonly address: Address | DeviceAddress;
   private readonly opts: TpmClientOptions;
   private wire: Wire | undefined;
+  /** A device this client opened (from a device path). */
+  private dev: CuseDevice | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private fdUsed = false;
 
-  constructor(address: Address, options: TpmClientOptions = {}) {
+  constructor(address: Address | DeviceAddress, options: TpmClientOptions = {}) {
+    if ('device' in address && options.sendCommandHeader) {
+      throw new TypeError('a CUSE device takes TPM commands without the send-command prefix');
+    }
     this.address = address;
     this.opts = options;
   }
@@ -58,19 +74,53 @@ export class TpmClient {
     return p;
   }
 
-  /** Closes the connection (for an fd address: the fd). */
+  /** Closes the connection (for an fd address: the fd; a shared CuseDevice stays open). */
   async close(): Promise<void> {
     await this.queue;
     this.wire?.close();
     this.wire = undefined;
+    const dev = this.dev;
+    this.dev = undefined;
+    await dev?.close();
   }
 
   private persistent(): boolean {
     return 'fd' in this.address || (this.opts.persistent ?? true);
   }
 
+  private runDevice(command: Uint8Array, ms: number, device: string | CuseDevice) {
+    return withDeadline(
+      'TPM command',
+      ms,
+      async (deadline) => {
+        // (a shared device that was closed fails its write() with EBADF)
+        let dev = typeof device === 'string' ? this.dev : device;
+        if (typeof device === 'string' && (dev === undefined || dev.closed)) {
+          dev = await beforeDeadline(CuseDevice.open(device), deadline, (d) => void d.close());
+          if (this.persistent()) this.dev = dev;
+        }
+        if (dev === undefined) throw new TypeError('no device');
+        let keep = typeof device !== 'string' || this.persistent();
+        try {
+          return await deviceTransmit(dev, command, deadline);
+        } catch (e) {
+          // A read still in the kernel takes the late response; start on a new opening.
+          if (e instanceof DeadlineError && typeof device === 'string') keep = false;
+          throw e;
+        } finally {
+          if (!keep) {
+            if (this.dev === dev) this.dev = undefined;
+            await dev.close();
+          }
+        }
+      },
+      () => {},
+    );
+  }
+
   private async run(command: Uint8Array, o: TransmitOptions): Promise<Buffer> {
     const ms = o.timeoutMs ?? this.opts.timeoutMs ?? 60000;
+    if ('device' in this.address) return this.runDevice(command, ms, this.address.device);
     const prefixed = this.opts.sendCommandHeader ?? false;
     const msg = prefixed ? withPrefix(command, o.locality ?? this.opts.locality ?? 0) : command;
     let w: Wire | undefined;
@@ -103,11 +153,13 @@ export class TpmClient {
   private async connect(ms: number): Promise<Wire> {
     if (this.wire && !this.wire.ended) return this.wire;
     if (this.wire) this.drop(this.wire);
-    if ('fd' in this.address) {
+    const addr = this.address;
+    if ('device' in addr) throw new TypeError('a device has no socket connection');
+    if ('fd' in addr) {
       if (this.fdUsed) throw new TpmProtocolError('TPM command: the data fd is closed');
       this.fdUsed = true;
     }
-    const w = await openWire(this.address, ms);
+    const w = await openWire(addr, ms);
     if (this.persistent()) this.wire = w;
     return w;
   }

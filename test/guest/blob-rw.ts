@@ -1,6 +1,7 @@
 // Runs inside the CUSE guest (compiled to dist/test/guest/blob-rw.js): moves the
-// volatile state blob through the read()/write() transfer modes of a CUSE device,
-// which swtpm_ioctl never uses (it chunks by ioctl offset). Prints `key=value` lines.
+// volatile state blob through the read()/write() transfer modes of a CUSE device, with
+// read and write sizes other than swtpm_ioctl's SWTPM_IOCTL_BUFFERSIZE transfers (the
+// init script checks those). Prints `key=value` lines.
 //   GET_STATEBLOB (first 3072 bytes) + read() of the rest
 //   STOP, SET_STATEBLOB length 0 (write mode), write() of the blob, SET_STATEBLOB
 //   length 0 (commit), INIT

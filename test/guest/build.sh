@@ -3,7 +3,8 @@
 #   OUT/vmlinux   Debian's kernel as an ELF with a PVH entry (boots ~4 s faster than the
 #                 XZ bzImage under TCG); falls back to a copy of the bzImage
 #   OUT/initrd    uncompressed newc cpio (no unpack cost in the guest): busybox, the
-#                 fuse/cuse modules, node (stripped), this project (dist + koffi),
+#                 fuse/cuse modules, node (stripped), this project (dist + koffi;
+#                 /usr/bin/tswtpm and /usr/bin/tswtpm_ioctl),
 #                 libtpms, swtpm_ioctl, tpm2-tools with the device TCTI, and /init
 # The system part is cached in OUT/base-*.cpio, keyed by the versions it is built from;
 # the project part is rebuilt every time and appended (the kernel unpacks concatenated
@@ -104,8 +105,10 @@ cp -r "$PROJECT/node_modules/koffi" "$P/node_modules/"
 cp -r "$PROJECT/node_modules/@koromix/koffi-linux-x64" "$P/node_modules/@koromix/"
 rm -rf "$P/node_modules/koffi/doc" "$P/node_modules/koffi/vendor" \
   "$P/node_modules/@koromix/koffi-linux-x64/musl_x64"
-printf '#!/bin/sh\nexec /usr/bin/node /opt/tswtpm/bin/tswtpm.js "$@"\n' >"$ROOT/usr/bin/tswtpm"
-chmod 0755 "$ROOT/usr/bin/tswtpm"
+for b in tswtpm tswtpm_ioctl; do
+  printf '#!/bin/sh\nexec /usr/bin/node /opt/tswtpm/bin/%s.js "$@"\n' $b >"$ROOT/usr/bin/$b"
+  chmod 0755 "$ROOT/usr/bin/$b"
+done
 install -m 0755 "$HERE/init" "$ROOT/init"
 (cd "$ROOT" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) >"$OUT/project.cpio"
 cat "$BASE" "$OUT/project.cpio" >"$OUT/initrd"

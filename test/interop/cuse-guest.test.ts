@@ -1,8 +1,10 @@
 // The CUSE front end against a real kernel: a QEMU (TCG) guest boots Debian's kernel
 // with an initramfs holding busybox, the fuse/cuse modules, node, this project,
 // swtpm_ioctl and tpm2-tools (test/guest/build.sh). Its /init (test/guest/init) starts
-// `tswtpm cuse -n vtpm0` and drives /dev/vtpm0; the results come back on the serial
-// console as `@@ step| output` and `@@ step rc=N` lines, asserted here.
+// `tswtpm cuse -n vtpm0` and drives /dev/vtpm0 with Debian's swtpm_ioctl and our
+// tswtpm_ioctl (each invocation with both, compared here), tpm2-tools, and the client
+// library's device transport; the results come back on the serial console as
+// `@@ step| output` and `@@ step rc=N` lines, asserted here.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -88,7 +90,7 @@ function runQemu(
 }
 
 test(
-  'tswtpm cuse in a QEMU guest: swtpm_ioctl and tpm2-tools on /dev/vtpm0',
+  'tswtpm cuse in a QEMU guest: swtpm_ioctl = tswtpm_ioctl, tpm2-tools and the client library on the device',
   { skip, timeout: 600_000 },
   async (t) => {
     const t0 = performance.now();
@@ -112,6 +114,8 @@ test(
       `kernel ${kv.KVER}; build ${((t1 - t0) / 1000).toFixed(1)} s, QEMU start to exit ` +
         `${((t2 - t1) / 1000).toFixed(1)} s; guest clock: init ${times.get('init')} s, ` +
         `tswtpm cuse up in ${((times.get('started') ?? 0) - (times.get('start') ?? 0)).toFixed(2)} s, ` +
+        `swtpm_ioctl + tswtpm_ioctl -c in ${((times.get('ioctl2') ?? 0) - (times.get('ioctl1') ?? 0)).toFixed(2)} s, ` +
+        `client library part ${((times.get('sigterm') ?? 0) - (times.get('client') ?? 0)).toFixed(2)} s, ` +
         `done at ${times.get('end')} s`,
     );
     assert.ok(marks.has('DONE'), `guest did not finish (qemu exit ${code}):\n${text.slice(-3000)}`);
@@ -123,12 +127,42 @@ test(
     assert.equal(steps.get('again')?.rc, 1);
     assert.match(out('again'), /already exists/);
 
-    // swtpm_ioctl: capabilities (0.8+ CUSE set), INIT, locality, established bit, hashing.
-    assert.equal(out('cap'), 'ptm capability is 0x16fff');
-    for (const s of ['init', 'locality', 'hash', 'reset']) ok(s);
-    assert.equal(out('est0'), 'tpmEstablished is 0');
-    assert.equal(out('est1'), 'tpmEstablished is 1'); // set by the HASH_START/DATA/END sequence
-    assert.equal(out('est2'), 'tpmEstablished is 0'); // RESET_TPMESTABLISHED at locality 3
+    // Every invocation ran with Debian's swtpm_ioctl (c-STEP) and tswtpm_ioctl (t-STEP)
+    // against the same device: same stdout, stderr (bytes and md5), exit code, and the
+    // same FUSE requests (STEP-ops: OPEN, IOCTL <name> ×n, READ/WRITE ×n, RELEASE).
+    const pairs = [...steps.keys()].filter((k) => k.startsWith('c-')).map((k) => k.slice(2));
+    assert.ok(pairs.length > 50, `only ${pairs.length} compared steps`);
+    for (const k of pairs) {
+      const c = steps.get(`c-${k}`);
+      const tt = steps.get(`t-${k}`);
+      assert.ok(tt, `t-${k} missing`);
+      assert.deepEqual(tt, c, `tswtpm_ioctl differs from swtpm_ioctl in ${k}`);
+    }
+    for (const k of steps.keys()) {
+      if (k.startsWith('t-') && !k.startsWith('t-init2'))
+        assert.ok(steps.has(`c-${k.slice(2)}`), k);
+    }
+    const c = (k: string) => out(`c-${k}`);
+    const cerr = (k: string) => out(`c-${k}-err`);
+    const rcOf = (k: string) => steps.get(`c-${k}`)?.rc;
+    // (what they agreed on is what swtpm_ioctl does against tswtpm cuse)
+    assert.equal(c('cap'), 'ptm capability is 0x16fff');
+    assert.deepEqual(out('c-cap-ops').split('\n'), [
+      '1 OPEN',
+      '1 IOCTL GET_CAPABILITY',
+      '1 RELEASE',
+    ]);
+    for (const k of ['init', 'locality', 'hash', 'reset', 'storevol'])
+      assert.equal(rcOf(k), 0, `${k}: ${cerr(k)}`);
+    assert.match(out('c-hash-ops'), /^2 IOCTL HASH_DATA$/m); // 5000 bytes: 4096 + 904
+    assert.equal(c('est1'), 'tpmEstablished is 1'); // set by the HASH_START/DATA/END sequence
+    assert.equal(cerr('reset-bad'), 'TPM result from PTM_RESET_TPMESTABLISHED: 0x3d');
+    assert.equal(c('est2'), 'tpmEstablished is 0'); // RESET_TPMESTABLISHED at locality 3
+    assert.equal(c('bufsize'), 'TPM buffersize: 4096\nminimum size  : 2808\nmaximum size  : 4096');
+    assert.match(
+      c('info'),
+      /^\{"TPMSpecification":\{"family":"2.0".*"TPMAttributes":\{"manufacturer":"id:00001014"/,
+    );
 
     // tpm2-tools through the device TCTI (partial reads: header first, then the rest).
     for (const s of ['startup', 'getrandom', 'pcrextend', 'pcrread', 'createprimary', 'flush'])
@@ -142,17 +176,51 @@ test(
     assert.match(out('pcrread'), new RegExp(`16: 0x${pcr}`));
     assert.match(out('createprimary'), /value: ecc/); // a long command, run off the event loop
 
-    // --save/--load in 3072-byte ioctl chunks; after STOP the TPM answers TPM_RC_FAILURE.
-    for (const s of ['savep', 'savev', 'stop', 'loadp', 'loadv', 'init2']) ok(s);
-    const volSize = Number(/(\d+) \/tmp\/volatile\.blob/.exec(out('sizes'))?.[1]);
-    assert.ok(volSize > 2 * 3072, `volatile blob of ${volSize} bytes spans several chunks`);
-    assert.equal(out('trace-savev').match(/"GET_STATEBLOB"/g)?.length, Math.ceil(volSize / 3072));
-    assert.equal(out('trace-loadv').match(/"SET_STATEBLOB"/g)?.length, Math.ceil(volSize / 3072));
+    // --save: PTM_GET_STATEBLOB in 3072-byte chunks, or (SWTPM_IOCTL_BUFFERSIZE=1000) one
+    // ioctl and 1000-byte read()s. The permanent blobs of both tools are byte-identical
+    // (the volatile state serialises the TPM's clock, so only its size is).
+    for (const s of ['savep', 'savev', 'savev-read']) assert.equal(rcOf(s), 0, cerr(s));
+    ok('cmp-perm');
+    const size = (f: string) =>
+      Number(new RegExp(`(\\d+) /tmp/${f}$`, 'm').exec(out('sizes'))?.[1]);
+    const vol = size('c.vol');
+    assert.ok(vol > 2 * 3072, `volatile blob of ${vol} bytes spans several chunks`);
+    for (const f of ['t.vol', 'c.volr', 't.volr']) assert.equal(size(f), vol, f);
+    assert.deepEqual(out('c-savev-ops').split('\n'), [
+      '1 OPEN',
+      `${Math.ceil(vol / 3072)} IOCTL GET_STATEBLOB`,
+      '1 RELEASE',
+    ]);
+    assert.deepEqual(out('c-savev-read-ops').split('\n'), [
+      '1 OPEN',
+      '1 IOCTL GET_STATEBLOB',
+      `${Math.ceil((vol - 3072) / 1000)} READ`,
+      '1 RELEASE',
+    ]);
+
+    // STOP, then --load in 3072-byte PTM_SET_STATEBLOB chunks and (SWTPM_IOCTL_BUFFERSIZE)
+    // through write(); tswtpm_ioctl's INIT resumes from them: PCR 16 is back.
+    for (const s of ['stop', 'loadp', 'loadv', 'loadv-write']) {
+      assert.equal(rcOf(s), 0, `${s}: ${cerr(s)}`);
+    }
+    ok('t-init2');
     assert.notEqual(steps.get('stopped')?.rc, 0);
     assert.match(out('stopped'), /0x101|0x00000101/);
     assert.match(out('pcrread2'), new RegExp(`16: 0x${pcr}`)); // restored from the blobs
+    assert.deepEqual(out('c-loadv-ops').split('\n'), [
+      '1 OPEN',
+      `${Math.floor(vol / 3072) + 1} IOCTL SET_STATEBLOB`,
+      '1 RELEASE',
+    ]);
+    assert.deepEqual(out('c-loadv-write-ops').split('\n'), [
+      '1 OPEN',
+      '1 IOCTL SET_STATEBLOB',
+      `${Math.ceil(vol / 1000)} WRITE`,
+      '1 IOCTL SET_STATEBLOB',
+      '1 RELEASE',
+    ]);
 
-    // read()/write() transfer modes (swtpm_ioctl does not use them).
+    // read()/write() transfer modes driven directly (blob-rw.js).
     ok('blobrw');
     const rw = out('blobrw');
     assert.match(rw, /get result=0 totlength=(\d+) ioctl=3072 read=/);
@@ -163,12 +231,42 @@ test(
     assert.match(rw, new RegExp(`write bytes=${tot}`));
     assert.match(out('pcrread3'), new RegExp(`16: 0x${pcr}`));
 
-    // PTM_SHUTDOWN: the device goes away, the process exits and removes its pid file.
-    ok('shutdown');
+    // PTM_SHUTDOWN (swtpm_ioctl -s on vtpm0, tswtpm_ioctl -s on vtpm2): the device goes
+    // away, the process exits and removes its pid file.
+    assert.equal(rcOf('s'), 0);
     for (const m of ['vtpm0 removed', 'vtpm0 process exited', 'vtpm0 pid file removed']) {
       assert.ok(marks.has(m), m);
     }
+    for (const m of ['vtpm2 removed', 'vtpm2 process exited']) assert.ok(marks.has(m), m);
     assert.match(out('log'), /CUSE TPM device \/dev\/vtpm0 created/);
+
+    // The client library over /dev/vtpm2: ControlClient ioctls and TpmClient
+    // write()/read() sharing one CuseDevice, then each on the device path.
+    ok('start2');
+    ok('client');
+    const kv2 = Object.fromEntries(
+      steps
+        .get('client')!
+        .lines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    assert.equal(kv2.caps, '0x16fff');
+    assert.equal(kv2.startup, '0x0');
+    assert.match(kv2.getrandom ?? '', /^0x0 bytes=16 [0-9a-f]{32}$/);
+    assert.equal(kv2.pcrextend, '0x0');
+    for (const k of ['pcrread', 'pcrread-after-blobs', 'path-pcrread']) {
+      assert.equal(kv2[k], '0x0 expected', k);
+    }
+    const [, p2, v2] = /permanent=(\d+) volatile=(\d+)/.exec(kv2.blobs ?? '') ?? [];
+    assert.ok(Number(p2) > 0 && Number(v2) > 3072, kv2.blobs);
+    assert.match(kv2.info ?? '', /^\{"TPMSpecification":\{"family":"2.0"/);
+    assert.equal(kv2.established, 'true');
+    assert.equal(kv2['established-after-reset'], 'false');
+    assert.equal(kv2.buffersize, '{"bufferSize":4096,"minSize":2808,"maxSize":4096}');
+    assert.equal(kv2.setdatafd, 'EINVAL ioctl PTM_SET_DATAFD');
+    assert.equal(kv2['second-open'], 'EBUSY');
+    assert.equal(kv2['path-established'], 'false');
+    assert.equal(kv2.done, 'ok');
+
     // SIGTERM: clean exit, device removed.
     ok('start1');
     assert.equal(out('cap1'), 'ptm capability is 0x16fff');
