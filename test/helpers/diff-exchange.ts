@@ -54,12 +54,33 @@ interface Link {
   close(): void;
 }
 
-function connectNet(ep: Endpoint, onData: (b: Buffer) => void, onEnd: () => void): Promise<Link> {
+/**
+ * Connects; a Unix connect fails with EAGAIN while the server's backlog (1, as swtpm's)
+ * is full of clients it has not accepted yet: try again, as a blocking connect would wait.
+ */
+async function connectNet(
+  ep: Endpoint,
+  onData: (b: Buffer) => void,
+  onEnd: () => void,
+): Promise<Link> {
+  for (let i = 0; ; i++) {
+    try {
+      return await connectOnce(ep, onData, onEnd);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || i >= 500) throw e;
+      await sleep(10);
+    }
+  }
+}
+
+function connectOnce(ep: Endpoint, onData: (b: Buffer) => void, onEnd: () => void): Promise<Link> {
   return new Promise((resolve, reject) => {
     const s = new Socket();
     let connected = false;
     s.on('data', onData);
-    s.on('close', onEnd);
+    s.on('close', () => {
+      if (connected) onEnd();
+    });
     s.on('error', (e) => {
       if (!connected) reject(e);
     });

@@ -312,7 +312,7 @@ describe(
     for (const transport of ['tcp', 'unix'] as Transport[]) {
       describe(`over ${transport}`, { concurrency: true }, () => {
         for (const [name, script, o] of SCRIPTS) {
-          it(name, async () => {
+          it(name, { timeout: 120000 }, async () => {
             const { shared, ...rest } = o;
             const from = shared ? { stateFrom: await shared12 } : {};
             assert.deepEqual(await diffScript({ transport, ...rest, ...from }, script), []);

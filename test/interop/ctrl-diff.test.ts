@@ -60,6 +60,7 @@ const stopped: Script = async (c) => {
     ['HASH_START', '00000006'],
     ['HASH_START + 1 byte', '00000006 00'],
     ['HASH_DATA', '00000007 00000004 01020304'],
+    ['HASH_DATA, more data than length', '00000007 00000001 010203'],
     ['HASH_END', '00000008'],
     ['CANCEL_TPM_CMD', '00000009'],
     ['CANCEL_TPM_CMD + 1 byte', '00000009 00'],
@@ -206,6 +207,10 @@ const running: Script = async (c) => {
     ['GET_CONFIG', '0000000f'],
     ['SET_STATEBLOB while running, length 0', setBlobHead(1, 0)],
     ['SET_STATEBLOB while running, 4 data bytes', setBlob(1, Buffer.from('01020304', 'hex'))],
+    [
+      'SET_STATEBLOB while running, more data than length',
+      Buffer.concat([setBlobHead(1, 2), Buffer.alloc(6)]),
+    ],
     ['GET_STATEBLOB savestate', getBlob(3)],
     ['GET_STATEBLOB savestate decrypted', getBlob(3, 0, 1)],
     ['GET_STATEBLOB permanent, offset beyond end', getBlob(1, 100000)],
@@ -342,7 +347,7 @@ describe(
     for (const transport of ['tcp', 'unix'] as Transport[]) {
       describe(`over ${transport}`, { concurrency: true }, () => {
         for (const [name, script, o] of SCRIPTS) {
-          it(name, async () => {
+          it(name, { timeout: 120000 }, async () => {
             const from = o.shared ? { stateFrom: await shared } : {};
             const diffs = await diffScript(
               { transport, ...from },

@@ -61,8 +61,7 @@ for (const transport of ['tcp', 'unix'] as Transport[]) {
       before(async () => {
         server = await startServer('tswtpm', { transport, flags: 'not-need-init' });
         const data = server.data!;
-        tcti =
-          'port' in data ? `swtpm:port=${data.port}` : `swtpm:path=${data.path}`;
+        tcti = 'port' in data ? `swtpm:port=${data.port}` : `swtpm:path=${data.path}`;
         cwd = join(scratchDir(), `tools-${transport}`);
         mkdirSync(cwd);
       });
