@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// Bundles the compiled CLI (dist/src/cli/tswtpm.js and what it imports) into one file,
+// dist/src/cli/tswtpm.bundle.js, which bin/tswtpm.js runs for `socket` and `chardev`.
+// Node 20 loads each ES module separately (resolve, read, compile, link): for the 40-odd
+// modules of a server start that is about 20-30 ms and 4 MiB of RSS (docs/performance.md).
+// The bundle sits next to the modules it replaces, so import.meta.url paths (package.json,
+// koffi through createRequire, ./cuse.js) resolve the same. koffi stays external.
+// Without esbuild (tsc-only builds) this does nothing and bin/tswtpm.js loads the modules.
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const entry = fileURLToPath(new URL('../dist/src/cli/tswtpm.js', import.meta.url));
+const outfile = fileURLToPath(new URL('../dist/src/cli/tswtpm.bundle.js', import.meta.url));
+
+let esbuild;
+try {
+  esbuild = await import('esbuild');
+} catch {
+  console.error('bundle: esbuild not installed; bin/tswtpm.js will load the modules');
+  process.exit(0);
+}
+statSync(entry); // run after tsc
+await esbuild.build({
+  entryPoints: [entry],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  external: ['koffi'],
+  sourcemap: true,
+  logLevel: 'warning',
+});
