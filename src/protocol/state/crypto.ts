@@ -1,12 +1,4 @@
 import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  randomBytes,
-  timingSafeEqual,
-} from 'node:crypto';
-import {
   AES128_KEY_SIZE,
   AES256_KEY_SIZE,
   AES_BLOCK_SIZE,
@@ -14,6 +6,7 @@ import {
   TAG_HMAC,
 } from './constants.js';
 import { StateBlobError, TPM_BAD_KEY_PROPERTY, TPM_DECRYPT_ERROR, TPM_FAIL } from './errors.js';
+import { nodeCrypto } from './node-crypto.js';
 import { type Tlv, findTlv } from './tlv.js';
 
 function cipherName(key: Uint8Array): 'aes-128-cbc' | 'aes-256-cbc' {
@@ -42,7 +35,7 @@ export function swtpmAesEncrypt(key: Uint8Array, plain: Uint8Array, iv?: Uint8Ar
   const padded = new Uint8Array(plain.length + pad);
   padded.set(plain);
   padded.fill(pad, plain.length);
-  const c = createCipheriv(cipherName(key), key, cbcIv(iv));
+  const c = nodeCrypto().createCipheriv(cipherName(key), key, cbcIv(iv));
   c.setAutoPadding(false);
   return concat(c.update(padded), c.final());
 }
@@ -56,7 +49,7 @@ export function swtpmAesDecrypt(key: Uint8Array, ct: Uint8Array, iv?: Uint8Array
       `encrypted state of ${ct.length} bytes is not a whole number of AES blocks`,
     );
   }
-  const d = createDecipheriv(cipherName(key), key, cbcIv(iv));
+  const d = nodeCrypto().createDecipheriv(cipherName(key), key, cbcIv(iv));
   d.setAutoPadding(false);
   const out = concat(d.update(ct), d.final());
   const pad = out[out.length - 1] ?? 0;
@@ -73,7 +66,7 @@ export function swtpmAesDecrypt(key: Uint8Array, ct: Uint8Array, iv?: Uint8Array
 }
 
 function hmac(key: Uint8Array, ct: Uint8Array, iv: Uint8Array | undefined): Uint8Array {
-  const h = createHmac('sha256', key).update(ct);
+  const h = nodeCrypto().createHmac('sha256', key).update(ct);
   if (iv !== undefined) h.update(iv);
   return h.digest();
 }
@@ -90,7 +83,7 @@ export function encryptToTlvs(
   plain: Uint8Array,
   tagData: number,
   tagIv: number,
-  iv: Uint8Array = randomBytes(key.length),
+  iv: Uint8Array = nodeCrypto().randomBytes(key.length),
 ): Tlv[] {
   const ct = swtpmAesEncrypt(key, plain, iv);
   return [
@@ -141,7 +134,7 @@ export function decryptFromTlvs(
   if (mac.length < SHA256_DIGEST_SIZE) {
     throw new StateBlobError('HMAC_MISMATCH', TPM_FAIL, `${what}: HMAC is too short`);
   }
-  if (!timingSafeEqual(mac.subarray(0, SHA256_DIGEST_SIZE), hmac(key, ct, iv))) {
+  if (!nodeCrypto().timingSafeEqual(mac.subarray(0, SHA256_DIGEST_SIZE), hmac(key, ct, iv))) {
     throw new StateBlobError(
       'HMAC_MISMATCH',
       TPM_DECRYPT_ERROR,
@@ -160,15 +153,21 @@ export function decryptFromTlvs(
 
 /** Version-1 (legacy) encryption: AES-CBC, zero IV, over SHA-256(plain) ‖ plain. */
 export function legacyEncrypt(key: Uint8Array, plain: Uint8Array): Uint8Array {
-  const digest = createHash('sha256').update(plain).digest();
+  const digest = nodeCrypto().createHash('sha256').update(plain).digest();
   return swtpmAesEncrypt(key, concat(digest, plain));
 }
 
 /** Inverse of legacyEncrypt; a digest mismatch is TPM_DECRYPT_ERROR. */
 export function legacyDecrypt(key: Uint8Array, data: Uint8Array, what: string): Uint8Array {
   const out = swtpmAesDecrypt(key, data);
-  const digest = createHash('sha256').update(out.subarray(SHA256_DIGEST_SIZE)).digest();
-  if (out.length < SHA256_DIGEST_SIZE || !timingSafeEqual(digest, out.subarray(0, 32))) {
+  const digest = nodeCrypto()
+    .createHash('sha256')
+    .update(out.subarray(SHA256_DIGEST_SIZE))
+    .digest();
+  if (
+    out.length < SHA256_DIGEST_SIZE ||
+    !nodeCrypto().timingSafeEqual(digest, out.subarray(0, 32))
+  ) {
     throw new StateBlobError(
       'HASH_MISMATCH',
       TPM_DECRYPT_ERROR,

@@ -1,6 +1,6 @@
-import { createHash, pbkdf2Sync } from 'node:crypto';
 import { AES128_KEY_SIZE, AES256_KEY_SIZE } from './constants.js';
 import { StateBlobError, TPM_BAD_KEY_PROPERTY, TPM_BAD_MODE } from './errors.js';
+import { nodeCrypto } from './node-crypto.js';
 
 /** `mode=` of `--key` / `--migration-key`; `aes-cbc` is an alias of aes-128-cbc. */
 export type EncryptionMode = 'aes-128-cbc' | 'aes-256-cbc';
@@ -89,9 +89,11 @@ export function deriveKeyFromPassword(
 ): Uint8Array {
   const len = keyLength(mode);
   if (kdf === 'sha512') {
-    return Uint8Array.from(createHash('sha512').update(password).digest().subarray(0, len));
+    return Uint8Array.from(
+      nodeCrypto().createHash('sha512').update(password).digest().subarray(0, len),
+    );
   }
-  return Uint8Array.from(pbkdf2Sync(password, 'swtpm', 1000, len, 'sha512'));
+  return Uint8Array.from(nodeCrypto().pbkdf2Sync(password, 'swtpm', 1000, len, 'sha512'));
 }
 
 /** Parses `kdf=`. */
