@@ -170,6 +170,7 @@ export async function diffScript(opts: ServerOptions, script: Script): Promise<s
     runOne('swtpm', opts, script),
     runOne('tswtpm', opts, script),
   ]);
+  // DIFF_DUMP=<file>: append both transcripts side by side (for looking at the bytes).
   if (process.env.DIFF_DUMP) {
     const w = (x: Entry[], i: number) => x[i]?.value ?? '-';
     const lines = ref.entries.map(
