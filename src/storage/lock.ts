@@ -1,6 +1,20 @@
 import { constants, closeSync, openSync } from 'node:fs';
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type koffiModule from 'koffi';
 import { StorageError, describeFsError } from './errors.js';
+
+type Koffi = typeof koffiModule;
+let koffiLib: Koffi | undefined;
+
+/**
+ * koffi through require(), as engine/libtpms.ts loads it, on first use. An ESM
+ * `import koffi` would evaluate koffi's separate ESM wrapper as well (two copies of its
+ * JS in one process: about 6 ms of start-up).
+ */
+function koffi(): Koffi {
+  koffiLib ??= createRequire(import.meta.url)('koffi') as Koffi;
+  return koffiLib;
+}
 
 // fcntl(2) and struct flock on Linux x86_64/aarch64 (glibc): short l_type, short
 // l_whence, 4 bytes padding, int64 l_start, int64 l_len, int32 l_pid, 4 bytes padding.
@@ -19,7 +33,7 @@ let libc: Libc | undefined;
 
 function getLibc(): Libc {
   if (libc === undefined) {
-    const lib = koffi.load('libc.so.6');
+    const lib = koffi().load('libc.so.6');
     libc = {
       fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
       lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
@@ -41,8 +55,9 @@ export function setWholeFileLock(fd: number, lock: boolean, path: string): boole
   // l_start = l_len = 0: the whole file, however it grows
   const { fcntl } = getLibc();
   if (fcntl(fd, F_SETLK, 'void *', fl) === 0) return true;
-  const errno = koffi.errno();
-  if (errno === koffi.os.errno.EAGAIN || errno === koffi.os.errno.EACCES) return false;
+  const k = koffi();
+  const errno = k.errno();
+  if (errno === k.os.errno.EAGAIN || errno === k.os.errno.EACCES) return false;
   throw new StorageError('LOCK_FAILED', `fcntl(F_SETLK) on ${path} failed: errno ${errno}`, {
     path,
   });
@@ -71,7 +86,7 @@ export function lockFd(fd: number, retries: number, path: string): boolean {
 /** Size of a file or block device (lseek SEEK_END; fstat reports 0 for devices). */
 export function deviceSize(fd: number): number {
   const r = Number(getLibc().lseek(fd, 0, SEEK_END));
-  if (r < 0) throw new StorageError('READ_FAILED', `lseek failed: errno ${koffi.errno()}`);
+  if (r < 0) throw new StorageError('READ_FAILED', `lseek failed: errno ${koffi().errno()}`);
   return r;
 }
 
