@@ -257,6 +257,10 @@ const tpm12: Script = async (c) => {
   await c.x('GET_TPMESTABLISHED before INIT', '00000004');
   await c.x('INIT', '00000002 00000000', SLOW);
   await c.x('HASH_START before TPM_Startup', '00000006');
+  // libtpms then fails its self-test until the next INIT.
+  await c.d('TPM_Startup after the refused HASH_START', T.startup12());
+  await c.x('STOP after the refused HASH_START', '0000000e');
+  await c.x('INIT again', '00000002 00000000', SLOW);
   await c.d('TPM_Startup(ST_CLEAR)', T.startup12());
   await c.d('GetRandom', T.getRandom12(8), { mask: RANDOM_BYTES });
   await c.x('HASH_DATA without HASH_START', '00000007 00000004 01020304');
