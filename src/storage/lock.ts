@@ -8,8 +8,8 @@ let koffiLib: Koffi | undefined;
 
 /**
  * koffi through require(), as engine/libtpms.ts loads it, on first use. An ESM
- * `import koffi` would evaluate koffi's separate ESM wrapper as well (two copies of its
- * JS in one process: about 6 ms of start-up).
+ * `import koffi` would evaluate koffi's separate ESM wrapper as well: two copies of its
+ * JS (platform detection included) in one process.
  */
 function koffi(): Koffi {
   koffiLib ??= createRequire(import.meta.url)('koffi') as Koffi;
