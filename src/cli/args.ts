@@ -114,7 +114,7 @@ function channel(what: 'server' | 'ctrl', value: string): ChannelConfig {
     throw new CliError(
       what === 'ctrl'
         ? `Unsupport control channel type: ${type ?? ''}`
-        : `Unsupported socket type: ${type ?? ''}`,
+        : `Unsupport socket type: ${type ?? ''}`,
     );
   }
   const c: Record<string, unknown> = {
@@ -179,7 +179,8 @@ function apply(cfg: Config, name: string, v: string): void {
       cfg.ctrl = channel('ctrl', v);
       return;
     case 'port': {
-      if (!/^\d+$/.test(v) || Number(v) > 65535) throw new CliError(`Invalid port '${v}'`);
+      if (!/^\d+$/.test(v)) throw new CliError(`Cannot parse socket port number '${v}'.`);
+      if (Number(v) > 65535) throw new CliError('Port is outside valid range.');
       cfg.server = { type: 'tcp', port: Number(v), disconnect: true, terminate: false };
       return;
     }

@@ -186,7 +186,7 @@ async function controlServer(
   let s: ConnServer;
   if (c.type === 'unixio' && unix !== undefined) {
     if (c.path === undefined && c.fd === undefined && c.clientfd === undefined) {
-      throw new CliError('Missing path, fd or clientfd for the UnixIO control channel.');
+      throw new CliError('Missing path and fd options for UnixIO control channel');
     }
     const o: Record<string, unknown> = { mode: c.mode ?? 0o770 };
     if (c.path !== undefined) o.path = c.path;
@@ -207,7 +207,9 @@ async function controlServer(
 function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
   if (c.type === 'unixio') {
     if (c.fd !== undefined) return { fd: c.fd };
-    if (c.path === undefined) throw new CliError('Missing path for UnixIO socket.');
+    if (c.path === undefined) {
+      throw new CliError('Missing path and file descriptor option for UnixIO socket');
+    }
     return { path: c.path, mode: c.mode ?? 0o770, uid: c.uid, gid: c.gid };
   }
   if (c.fd !== undefined) return { fd: c.fd };
@@ -215,11 +217,19 @@ function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
   if (port === undefined && what === 'server' && process.env.TPM_PORT !== undefined) {
     port = Number.parseInt(process.env.TPM_PORT, 10);
   }
-  if (port === undefined || !Number.isInteger(port) || port < 0 || port > 65535) {
+  // swtpm's messages: a missing or negative port, then one above 65535.
+  if (port === undefined || !Number.isInteger(port) || port < 0) {
     throw new CliError(
       what === 'server'
         ? 'No valid port number provided for TCP socket.'
-        : 'No valid port number provided for control channel.',
+        : 'Missing port and fd options for TCP control channel',
+    );
+  }
+  if (port > 65535) {
+    throw new CliError(
+      what === 'server'
+        ? 'TCP socket port outside valid range'
+        : 'TCP control channel port outside valid range',
     );
   }
   return { port, host: c.bindaddr ?? '127.0.0.1' };
