@@ -168,7 +168,7 @@ function getStateBlob(
   if (name === undefined) return header(TPM_FAIL);
   let plain: Uint8Array | undefined;
   if (name === 'volatilestate') {
-    // Taken from the running TPM directly; swtpm writes and deletes the file instead.
+    // Taken from the running TPM directly; swtpm writes the file and reads it back.
     const r = dev.engine.volatileAllStore();
     if (r.rc !== TPM_SUCCESS) return header(r.rc);
     plain = r.data;
@@ -182,6 +182,15 @@ function getStateBlob(
     dev.lastStorageError = err;
     return header(resultOf(err));
   } finally {
+    if (name === 'volatilestate') {
+      // swtpm ends a volatile fetch by deleting tpm2-00.volatilestate (also one left by
+      // STORE_VOLATILE), so the next INIT starts from the permanent state alone.
+      try {
+        dev.opts.storage.delete('volatilestate');
+      } catch (err) {
+        dev.lastStorageError = err;
+      }
+    }
     if (name === 'savestate') {
       // swtpm 0.8+ releases the lock after a savestate fetch, whatever the result:
       // the migration destination may now take it. The next use retries for 3 s.

@@ -18,7 +18,6 @@ export const ROW = {
   unixDataServer: compatRow(
     'CMD_SET_DATAFD with `--server type=unixio`, after a data client disconnected',
   ),
-  volatileInMemory: compatRow('CMD_GET_STATEBLOB of the volatile state'),
   lateBody: compatRow(
     'SET_BUFFERSIZE, GET_INFO, LOCK_STORAGE with the body in a later segment than the code',
   ),
