@@ -5,7 +5,7 @@
  * Without swtpm installed only tswtpm's figures are reported.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,12 +25,15 @@ import { type Program, type Server, copyState, startServer, swtpmVersion } from 
 import { measureStartup, startupRows } from './startup.js';
 import { prepareState } from './state.js';
 
+// Many short alternating repetitions rather than a few long ones: on a shared 2-vCPU
+// VM the speed of the whole machine drifts within seconds, and both servers must see
+// the same drift for the ratio to mean anything.
 const FULL: Sizes = {
-  warmup: 2000,
-  n: 5000,
-  reps: 7,
-  nConnect: 500,
-  nBlob: 200,
+  warmup: 3000,
+  n: 2000,
+  reps: 15,
+  nConnect: 200,
+  nBlob: 300,
   nKey: 3,
   repsKey: 5,
   repsLong: 3,
@@ -56,6 +59,16 @@ export interface BenchResult {
   readonly rows: readonly Row[];
 }
 
+/** Whether bin/tswtpm.js runs the one-file bundle (the same test as the bin makes). */
+function bundleFresh(): boolean {
+  const mtime = (p: string) => statSync(new URL(`../../dist/${p}`, import.meta.url)).mtimeMs;
+  try {
+    return mtime('src/cli/tswtpm.bundle.js') >= mtime('.tsbuildinfo');
+  } catch {
+    return false;
+  }
+}
+
 function machine(swtpm: string | undefined): Record<string, unknown> {
   const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
   const libtpms = spawnSync('dpkg-query', ['-W', '-f', '${Version}', 'libtpms0'], {
@@ -69,20 +82,41 @@ function machine(swtpm: string | undefined): Record<string, unknown> {
     swtpm: swtpm ?? null,
     libtpms: libtpms.status === 0 ? libtpms.stdout : null,
     loadavg: loadavg().map((x) => Number(x.toFixed(2))),
+    tswtpmEntry: bundleFresh() ? 'bundle' : 'modules',
+    pinnedToCpu: process.env.TSWTPM_BENCH_PINNED ?? null,
   };
 }
 
-function parseArgs(argv: string[]): { quick: boolean; out: string } {
+function parseArgs(argv: string[]): { quick: boolean; out: string; pin: string | undefined } {
   let quick = false;
+  let pin: string | undefined;
   let out = fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
     else if (a === '--out') out = argv[++i] ?? out;
     else if (a.startsWith('--out=')) out = a.slice(6);
-    else throw new Error(`unknown argument ${a} (use --quick, --out FILE)`);
+    else if (a === '--pin') pin = '0';
+    else if (a.startsWith('--pin=')) pin = a.slice(6);
+    else throw new Error(`unknown argument ${a} (use --quick, --out FILE, --pin[=CPU])`);
   }
-  return { quick, out };
+  return { quick, out, pin };
+}
+
+/**
+ * `--pin[=CPU]`: runs the whole benchmark (client and every server it spawns) on one
+ * CPU with taskset. On a shared VM whose vCPUs change speed independently this keeps
+ * both servers on the same CPU as the client, at the price of a context switch per
+ * round trip; the key generation then competes with its own event loop for that CPU.
+ */
+function repinned(pin: string): boolean {
+  if (process.env.TSWTPM_BENCH_PINNED === pin) return false;
+  const r = spawnSync('taskset', ['-c', pin, process.execPath, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, TSWTPM_BENCH_PINNED: pin },
+  });
+  process.exitCode = r.status ?? 1;
+  return true;
 }
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -97,7 +131,7 @@ async function startAll(state: string, programs: readonly Program[], transport: 
 
 export async function runBench(quick: boolean): Promise<BenchResult> {
   const z = quick ? QUICK : FULL;
-  const startupReps = quick ? 2 : 9;
+  const startupReps = quick ? 2 : 15;
   const nvIndices = 16;
   const swtpm = swtpmVersion();
   const programs: Program[] = swtpm ? ['tswtpm', 'swtpm'] : ['tswtpm'];
@@ -136,7 +170,11 @@ export async function runBench(quick: boolean): Promise<BenchResult> {
     for (const s of servers) await s.stop();
   }
   log('start-up and RSS');
+  const entry = bundleFresh() ? 'bundle' : 'modules';
+  if (entry !== info.tswtpmEntry)
+    log('dist/ was rebuilt during the run: start-up used the modules');
   rows.splice(0, 0, ...startupRows(await measureStartup(state, programs, startupReps)));
+  info.tswtpmEntry = bundleFresh() && entry === 'bundle' ? 'bundle' : 'modules';
   return {
     schema: 'tswtpm-bench/1',
     date: new Date().toISOString(),
@@ -148,14 +186,15 @@ export async function runBench(quick: boolean): Promise<BenchResult> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { quick, out } = parseArgs(process.argv.slice(2));
+  const { quick, out, pin } = parseArgs(process.argv.slice(2));
+  if (pin !== undefined && repinned(pin)) process.exit();
   const t0 = Date.now();
   const result = await runBench(quick);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   const m = result.machine;
   console.log(
-    `tswtpm vs swtpm ${m.swtpm ?? '(not installed)'} — ${m.cpu}, ${m.cores} cores, node ${m.node}, load ${String(m.loadavg)}${quick ? ' — QUICK' : ''}\n`,
+    `tswtpm (${m.tswtpmEntry}${m.pinnedToCpu === null ? '' : `, all on CPU ${m.pinnedToCpu}`}) vs swtpm ${m.swtpm ?? '(not installed)'} — ${m.cpu}, ${m.cores} cores, node ${m.node}, load ${String(m.loadavg)}${quick ? ' — QUICK' : ''}\n`,
   );
   console.log(table(result.rows));
   const notes = [
