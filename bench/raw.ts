@@ -3,9 +3,9 @@
  *
  * Why not TpmClient/ControlClient (src/client): their per-call machinery (a promise
  * queue, a deadline wrapper, read() promises per header and body, a Buffer.concat
- * per response) adds about the same 15–25 µs to every round trip against either
- * server (measured: see docs/performance.md, "client"), which would
- * squeeze every ratio toward 1.0 and hide the servers' difference. This client does
+ * per response) adds 5–6 µs to every round trip against either server (the bench's
+ * "via TpmClient" row; docs/performance.md), a quarter of swtpm's round trip, which
+ * would squeeze every ratio toward 1.0 and hide the servers' difference. This client does
  * one write per request and completes from the socket's 'data' callback, with no
  * promise in the timed loop. It uses our own control codec to build the requests.
  */
