@@ -160,6 +160,41 @@ async function runScript(kind: string, opts: SwtpmOptions, script: readonly Step
   }
 }
 
+/**
+ * Debian's swtpm_ioctl run against tswtpm prints what it prints against Debian's swtpm,
+ * step by step through the same script. The one allowed difference is the capability
+ * mask (docs/compat.md: CMD_LOCK_STORAGE is advertised, as in swtpm 0.8+).
+ */
+async function crossServers(opts: SwtpmOptions, script: readonly Step[]): Promise<void> {
+  const servers: Swtpm[] = [];
+  try {
+    servers.push(await startSwtpm(opts), await startSwtpm({ ...opts, command: TSWTPM }));
+    const [theirs, ours] = servers as [Swtpm, Swtpm];
+    const cwdA = dirFor('cross-swtpm');
+    const cwdB = dirFor('cross-tswtpm');
+    setupFiles(cwdA);
+    setupFiles(cwdB);
+    for (const step of script) {
+      const a = await runIoctl('c', [...theirs.ioctlArgs, ...step.args], {
+        cwd: cwdA,
+        ...inp(step),
+      });
+      const b = await runIoctl('c', [...ours.ioctlArgs, ...step.args], { cwd: cwdB, ...inp(step) });
+      if (step.args.length === 1 && step.args[0] === '-c') {
+        assert.equal(a.stdout, 'ptm capability is 0xffff\n');
+        assert.equal(b.stdout, 'ptm capability is 0x1ffff\n');
+        continue;
+      }
+      assert.deepEqual(b, a, `swtpm_ioctl ${step.args.join(' ')}`);
+      for (const f of step.files ?? []) {
+        assert.equal(size(join(cwdB, f)), size(join(cwdA, f)), `size of ${f}`);
+      }
+    }
+  } finally {
+    await Promise.all(servers.map((s) => s.close()));
+  }
+}
+
 const KINDS: ReadonlyArray<[string, SwtpmOptions]> = [
   ['debian', {}],
   ['tswtpm', { command: TSWTPM }],
@@ -174,6 +209,13 @@ describe('tswtpm_ioctl = swtpm_ioctl', () => {
       await runScript(`${kind}-tcp`, { ...base, ctrl: 'tcp', server: 'tcp' }, TCP_SCRIPT);
     });
   }
+
+  it('Debian swtpm_ioctl prints the same against tswtpm as against swtpm (Unix)', async () => {
+    await crossServers({ ctrl: 'unix', server: 'tcp' }, SCRIPT);
+  });
+  it('Debian swtpm_ioctl prints the same against tswtpm as against swtpm (TCP)', async () => {
+    await crossServers({ ctrl: 'tcp', server: 'tcp' }, TCP_SCRIPT);
+  });
 
   it('argument errors, help, version and connection failures', async () => {
     const refused = await freePort();
