@@ -43,6 +43,8 @@ export interface Config {
   /** CUSE `-M/--maj`, `-m/--min`: device numbers (0 or absent: the kernel chooses). */
   maj?: number;
   min?: number;
+  /** `-r/--runas USER`. */
+  runas?: string;
   printCapabilities: boolean;
   printStates: boolean;
   help: boolean;
@@ -277,10 +279,16 @@ function apply(cfg: Config, name: string, v: string): void {
       cfg[name] = Number(v);
       return;
     case 'runas':
-    case 'seccomp':
-    case 'vtpm-proxy':
-      // Accepted for command-line compatibility; see docs/compat.md.
+      cfg.runas = v;
       return;
+    case 'seccomp':
+      // Accepted for command-line compatibility (no seccomp profile); see docs/compat.md.
+      parseSubopts('seccomp', v, { action: 'string' });
+      return;
+    case 'vtpm-proxy':
+      throw new CliError(
+        '--vtpm-proxy is not supported by tswtpm: use `tswtpm cuse` or the socket interface',
+      );
   }
 }
 

@@ -1,12 +1,13 @@
 import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { CuseSession, cuseRequestChannel } from '../device/cuse-session.js';
-import { Device } from '../device/device.js';
 import { TPM_SUCCESS } from '../protocol/tpm/results.js';
 import { parseTpmstate } from '../storage/uri.js';
 import { CUSE_DEVICE, CuseChannel } from '../transport/cuse.js';
 import type { Config } from './args.js';
+import { notifyReady } from './daemon.js';
+import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
-import { writePid } from './server.js';
+import { writePid } from './pidfile.js';
 import { openStorage } from './storage-setup.js';
 import { CliError } from './subopts.js';
 
@@ -25,20 +26,7 @@ export async function serveCuse(
   const version = cfg.tpm2 ? '2.0' : '1.2';
   makeStateDir(cfg.tpmstate);
   const storage = openStorage(cfg, version);
-  const device = new Device({
-    version,
-    storage,
-    flags: {
-      notNeedInit: cfg.flags.notNeedInit,
-      startup: cfg.flags.startup ?? 'none',
-      disableAutoShutdown: cfg.flags.disableAutoShutdown,
-    },
-    locality: cfg.locality,
-    caps: CAPS_CUSE,
-    incomingMigration: cfg.migration.incoming,
-    releaseLockOutgoing: cfg.migration.releaseLockOutgoing,
-    lockStorage: storage.lockWanted,
-  });
+  const device = createDevice(cfg, CAPS_CUSE, storage);
 
   let pidFile: string | undefined;
   let ready = false;
@@ -89,10 +77,7 @@ export async function serveCuse(
       return;
     }
     log.info(2, `CUSE TPM device ${path} created`);
-    if (process.send !== undefined) {
-      process.send('ready');
-      process.disconnect();
-    }
+    notifyReady();
   };
 
   const session = new CuseSession(

@@ -1,6 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Config } from './args.js';
+import { daemonize } from './daemon.js';
 import type { Logger } from './log.js';
 import { CliError } from './subopts.js';
 
@@ -31,39 +31,9 @@ export async function runCuse(cfg: Config, log: Logger): Promise<void> {
   const path = `/dev/${name}`;
   if (existsSync(path)) throw new CliError(`Error: A device '${path}' already exists.`);
   if (process.env[DAEMON_ENV] !== '1' && process.env[FOREGROUND_ENV] !== '1') {
-    return daemonize();
+    return daemonize(DAEMON_ENV);
   }
   // The launcher only checks and spawns; the server's modules load in the daemon.
   const { serveCuse } = await import('./cuse-serve.js');
   return serveCuse(cfg, log, name, path);
-}
-
-/** Re-runs this command detached; relays its stderr until it is ready or has failed. */
-function daemonize(): Promise<void> {
-  const args = [...process.execArgv, process.argv[1]!, ...process.argv.slice(2)];
-  const child: ChildProcess = spawn(process.execPath, args, {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    env: { ...process.env, [DAEMON_ENV]: '1' },
-  });
-  child.stderr!.on('data', (b: Buffer) => process.stderr.write(b));
-  return new Promise((resolve) => {
-    const done = (code: number) => {
-      child.removeAllListeners();
-      child.stderr!.removeAllListeners('data');
-      child.stderr!.destroy();
-      if (child.connected) child.disconnect();
-      child.unref();
-      process.exitCode = code;
-      resolve();
-    };
-    child.on('message', (m) => {
-      if (m === 'ready') done(0);
-    });
-    child.on('close', (code, signal) => done(code ?? (signal ? 1 : 0)));
-    child.on('error', (err) => {
-      process.stderr.write(`tswtpm: ${err.message}\n`);
-      done(1);
-    });
-  });
 }

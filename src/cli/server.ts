@@ -2,13 +2,16 @@ import { closeSync, createReadStream, fstatSync, openSync, unlinkSync, writeSync
 import net from 'node:net';
 import { serveCtrl } from '../device/ctrl-session.js';
 import { serveData } from '../device/data-session.js';
-import { Device } from '../device/device.js';
+import type { Device } from '../device/device.js';
 import { type WireMessage, formatWireDump, wireChannel } from '../device/trace.js';
 import { TPM_BAD_PARAMETER, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
 import { listen, socketConn } from '../transport/stream.js';
 import type { ChannelConfig, Config } from './args.js';
+import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
+import { writePid } from './pidfile.js';
+import { runAs } from './runas.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { CliError } from './subopts.js';
 
@@ -21,11 +24,6 @@ type UnixConn = typeof import('../transport/unix-conn.js');
 const CAPS_TPM2 = 0x1ffff;
 const CAPS_TPM12 = 0x17fff;
 
-/**
- * `tswtpm socket|chardev`: builds storage, device, data and control channels, starts
- * the TPM when asked, and runs until SHUTDOWN, a signal, or a lost channel with
- * terminate semantics. Resolves when the process may exit.
- */
 export interface RunHooks {
   /** Handle SIGTERM/SIGINT/SIGHUP (the CLI does; an embedding process does not). */
   readonly signals?: boolean;
@@ -33,6 +31,11 @@ export interface RunHooks {
   readonly onReady?: (stop: () => Promise<void>) => void;
 }
 
+/**
+ * `tswtpm socket|chardev`: builds storage, device, data and control channels, starts
+ * the TPM when asked, and runs until SHUTDOWN, a signal, or a lost channel with
+ * terminate semantics. Resolves when the process may exit.
+ */
 export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}): Promise<void> {
   const version = cfg.tpm2 ? '2.0' : '1.2';
   const storage = openStorage(cfg, version);
@@ -41,20 +44,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     storage.backend.close();
     return;
   }
-  const device = new Device({
-    version,
-    storage,
-    flags: {
-      notNeedInit: cfg.flags.notNeedInit,
-      startup: cfg.flags.startup ?? 'none',
-      disableAutoShutdown: cfg.flags.disableAutoShutdown,
-    },
-    locality: cfg.locality,
-    caps: version === '2.0' ? CAPS_TPM2 : CAPS_TPM12,
-    incomingMigration: cfg.migration.incoming,
-    releaseLockOutgoing: cfg.migration.releaseLockOutgoing,
-    lockStorage: storage.lockWanted,
-  });
+  const device = createDevice(cfg, version === '2.0' ? CAPS_TPM2 : CAPS_TPM12, storage);
 
   const servers: ConnServer[] = [];
   let pidFile: string | undefined;
@@ -148,6 +138,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       return TPM_SUCCESS;
     };
     if (cfg.ctrl !== undefined) servers.push(await controlServer(cfg.ctrl, device, exit, unix));
+    // Sockets are open: drop privileges before any state file is touched.
+    if (cfg.runas !== undefined) runAs(cfg.runas);
     // A pid file that cannot be written ends the process (it must not keep listening).
     if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
   } catch (err) {
@@ -267,23 +259,4 @@ function fdStreamConn(fd: number): Conn {
   rs.on('end', () => conn.close());
   rs.on('error', () => conn.close());
   return conn;
-}
-
-export function writePid(o: Record<string, string | number | boolean>): string | undefined {
-  const text = `${process.pid}\n`;
-  if (typeof o.fd === 'number') {
-    writeSync(o.fd, text);
-    return undefined;
-  }
-  const file = o.file as string;
-  try {
-    const fd = openSync(file, 'w', 0o644);
-    writeSync(fd, text);
-    closeSync(fd);
-  } catch (err) {
-    throw new CliError(
-      `Could not open pidfile ${file} : ${(err as NodeJS.ErrnoException).message}`,
-    );
-  }
-  return file;
 }

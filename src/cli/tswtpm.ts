@@ -10,6 +10,8 @@ export function packageVersion(): string {
 }
 
 const CUSE_MODULE = './cuse.js';
+/** Set in the environment of the detached child of `socket|chardev -d`. */
+const DAEMON_ENV = 'TSWTPM_DAEMON';
 
 // The help text and --print-capabilities (which loads the engine) are imported only on
 // the paths that print them: a server start never pays for them.
@@ -86,8 +88,14 @@ export async function main(argv: string[]): Promise<void> {
       };
       await mod.runCuse(cfg, log);
     } else {
+      const { daemonize, notifyReady } = await import('./daemon.js');
+      if (cfg.daemon && process.env[DAEMON_ENV] !== '1') return await daemonize(DAEMON_ENV);
       const { runServer } = await import('./server.js');
-      await runServer(cfg, log);
+      await runServer(cfg, log, {
+        onReady: () => {
+          if (process.env[DAEMON_ENV] === '1') notifyReady();
+        },
+      });
     }
   } catch (err) {
     if (err instanceof CliError) {

@@ -1,0 +1,23 @@
+import { Device } from '../device/device.js';
+import type { Config } from './args.js';
+import { type ServerStorage, openStorage } from './storage-setup.js';
+
+/** The device every front end builds from the command line, with its storage. */
+export function createDevice(cfg: Config, caps: number, storage?: ServerStorage): Device {
+  const version = cfg.tpm2 ? '2.0' : '1.2';
+  const store = storage ?? openStorage(cfg, version);
+  return new Device({
+    version,
+    storage: store,
+    flags: {
+      notNeedInit: cfg.flags.notNeedInit,
+      startup: cfg.flags.startup ?? 'none',
+      disableAutoShutdown: cfg.flags.disableAutoShutdown,
+    },
+    locality: cfg.locality,
+    caps,
+    incomingMigration: cfg.migration.incoming,
+    releaseLockOutgoing: cfg.migration.releaseLockOutgoing,
+    lockStorage: store.lockWanted,
+  });
+}
