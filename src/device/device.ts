@@ -23,6 +23,7 @@ import {
   TPM_RC_LOCALITY,
   TPM_SUCCESS,
 } from '../protocol/tpm/results.js';
+import { stateFileName } from '../storage/names.js';
 import type { DeviceOptions } from './types.js';
 
 /** Published for every TPM command: { ordinal, rc, long }. */
@@ -120,7 +121,7 @@ export class Device {
     let rc = this.engine.start(opts.version);
     if (rc !== TPM_SUCCESS && this.restoreBackup()) rc = this.engine.start(opts.version);
     if (rc !== TPM_SUCCESS) {
-      this.lastStorageError = this.engine.lastCallbackError;
+      this.lastStorageError = this.engine.lastCallbackError ?? this.rejectedState();
       this.engine.stop();
       this.report(`Could not start the TPM (result 0x${rc.toString(16)})`);
       return rc;
@@ -156,6 +157,25 @@ export class Device {
     this.report('The TPM state could not be loaded; retrying with its backup');
     this.lastStorageError = undefined;
     return true;
+  }
+
+  /**
+   * MainInit failed although every blob was read and decoded: libtpms rejected their
+   * contents. Names the files it was given, for the start-up message.
+   */
+  private rejectedState(): Error | undefined {
+    const { backend } = this.opts.storage;
+    const v = this.opts.version;
+    const present = (['permall', 'volatilestate'] as const).filter((n) => {
+      try {
+        return backend.read(v, n) !== undefined;
+      } catch {
+        return true;
+      }
+    });
+    if (present.length === 0) return undefined;
+    const files = present.map((n) => stateFileName(v, n)).join(', ');
+    return new Error(`libtpms rejected the stored state ${files} in ${backend.uri}`);
   }
 
   /** Reports `what` with the storage error behind it, if any. */
