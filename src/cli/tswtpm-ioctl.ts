@@ -4,7 +4,7 @@
  * 1 for any failure), same 20 s response timeout. Talks to `--tcp`, `--unix` or a
  * CUSE device path (ioctl through koffi).
  */
-import { readSync } from 'node:fs';
+import { readFileSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { respMaxSize } from '../protocol/ctrl/client-codec.js';
 import { type CtrlRequest, defByName } from '../protocol/ctrl/index.js';
@@ -14,7 +14,13 @@ import { type Target, openChannel } from './ioctl-conn.js';
 import { GetoptLongOnly, type LongOpt } from './ioctl-getopt.js';
 import { parseInfoFlags, parseTcp, scanU32, scanU64 } from './ioctl-scan.js';
 
-const VERSION = 'TPM emulator control tool version 0.7.1, Copyright (c) 2015 IBM Corp.\n';
+/** Our own version line; the rest of the output is swtpm_ioctl 0.7.1's (docs/compat.md). */
+const VERSION = `TPM emulator control tool version ${ownVersion()} (tswtpm_ioctl, compatible with swtpm_ioctl 0.7.1)\n`;
+
+function ownVersion(): string {
+  const url = new URL('../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+}
 
 const usage = (prog: string) => `${VERSION}
 Usage: ${prog} command <device path>
