@@ -159,6 +159,25 @@ export const startup12 = (type: number) => command(TPM_TAG_RQU_COMMAND, 0x99, u1
 /** TPM 1.2 TPM_GetRandom(n). */
 export const getRandom12 = (n: number) => command(TPM_TAG_RQU_COMMAND, 0x46, u32(n));
 
+/** TPM 1.2 TPM_Extend(pcr, SHA-1 digest); needs no authorization. */
+export function extend12(pcr: number, sha1: Uint8Array): Buffer {
+  if (sha1.length !== 20) throw new Error('TPM_Extend: digest must be 20 bytes');
+  return command(TPM_TAG_RQU_COMMAND, 0x14, u32(pcr), sha1);
+}
+
+/** TPM 1.2 TPM_PCRRead(pcr). */
+export const pcrRead12 = (pcr: number) => command(TPM_TAG_RQU_COMMAND, 0x15, u32(pcr));
+
+/** TPM 1.2 TPM_SaveState (written to tpm-00.savestate, used by TPM_Startup(ST_STATE)). */
+export const saveState12 = () => command(TPM_TAG_RQU_COMMAND, 0x98);
+
+/** The 20-byte value of a TPM_PCRRead or TPM_Extend response. */
+export function parsePcr12(rsp: Uint8Array): Buffer {
+  const r = parseResponse(rsp);
+  if (r.rc !== 0) throw new Error(`TPM 1.2 PCR command rc 0x${r.rc.toString(16)}`);
+  return r.body.subarray(0, 20);
+}
+
 /** swtpm's vendor SetLocality command (tag of the configured TPM version). */
 export function setLocalityVendor(tpm2: boolean, locality: number): Buffer {
   return command(
