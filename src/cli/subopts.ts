@@ -56,7 +56,8 @@ export function parseSubopts(
   const out: Record<string, string | number | boolean> = {};
   for (const [name, v] of splitSubopts(value)) {
     const kind = spec[name];
-    if (kind === undefined) {
+    // swtpm's parser matches `name=` only with a value: `port=` is an unknown option.
+    if (kind === undefined || v === '') {
       const tok = v === true ? name : `${name}=${v}`;
       throw new CliError(`Error parsing ${what} options: Unknown option '${tok}'`);
     }
