@@ -96,6 +96,18 @@ const CASES: readonly Case[] = [
     stderr: ["PROG: Error parsing server options: Unknown option 'bogus=1'"],
   },
   {
+    name: 'sub-option with an empty value',
+    args: ['socket', '--server', 'type=tcp,port='],
+    code: 1,
+    stderr: ["PROG: Error parsing server options: Unknown option 'port='"],
+  },
+  {
+    name: 'empty pid file name',
+    args: ['socket', '--tpmstate', `dir=${state}`, '--pid', 'file='],
+    code: 1,
+    stderr: ["PROG: Error parsing pid options: Unknown option 'file='"],
+  },
+  {
     name: 'unknown flag',
     args: ['socket', '--tpmstate', `dir=${state}`, '--flags', 'bogus'],
     code: 1,
