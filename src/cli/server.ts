@@ -53,8 +53,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     done = r;
   });
   let exiting = false;
-  /** The data channel passed with CMD_SET_DATAFD, while it is open. */
-  let dataFdConn: Conn | undefined;
+  /** Data channels not behind a listener (--fd, chardev, CMD_SET_DATAFD) while open. */
+  const conns = new Set<Conn>();
   const exit = async () => {
     if (exiting) return;
     exiting = true;
@@ -62,7 +62,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     if (log.level >= 2) wireChannel.unsubscribe(dump);
     for (const s of servers) s.close();
     // swtpm's main loop ends with its data fd (QEMU's socketpair is still open then).
-    dataFdConn?.close();
+    for (const c of conns) c.close();
     try {
       await device.close();
     } catch (err) {
@@ -93,7 +93,16 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       if (cfg.terminate) void exit();
     },
   };
-  const serveDataConn = (conn: Conn) => serveData(device, conn, dataOpts);
+  const serveDataConn = (conn: Conn) => {
+    conns.add(conn);
+    serveData(device, conn, {
+      ...dataOpts,
+      onEnd: () => {
+        conns.delete(conn);
+        dataOpts.onEnd();
+      },
+    });
+  };
   // Fds (CMD_SET_DATAFD) arrive only over a UnixIO control channel: with a TCP one the
   // fd-passing transport and koffi's libc binding are never loaded.
   const unix: UnixConn | undefined =
@@ -125,13 +134,13 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       if (fd === undefined || unix === undefined) return TPM_BAD_PARAMETER;
       dataFdActive = true;
       const conn = unix.fdConn(fd, { bufferSize: 4105 });
-      dataFdConn = conn;
+      conns.add(conn);
       serveData(device, conn, {
         ...dataOpts,
         disconnect: false,
         onEnd: () => {
           dataFdActive = false;
-          dataFdConn = undefined;
+          conns.delete(conn);
           if (cfg.terminate) void exit();
         },
       });

@@ -16,7 +16,9 @@ export function socketConn(sock: net.Socket, peer: string, onGone: () => void = 
     close() {
       if (closed) return;
       closed = true;
-      sock.end();
+      // Flush what is queued (e.g. the SHUTDOWN reply), then let go of the fd even if
+      // the peer keeps its end open (QEMU's socketpair, a passed --fd).
+      sock.end(() => sock.destroy());
       conn.onClose();
       onGone();
     },
