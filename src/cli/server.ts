@@ -1,10 +1,11 @@
-import { closeSync, createReadStream, fstatSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { serveCtrl } from '../device/ctrl-session.js';
 import { serveData } from '../device/data-session.js';
 import type { Device } from '../device/device.js';
 import { type WireMessage, formatWireDump, wireChannel } from '../device/trace.js';
 import { TPM_BAD_PARAMETER, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
+import { charDeviceConn } from '../transport/char-conn.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
 import { listen, socketConn } from '../transport/stream.js';
 import type { ChannelConfig, Config } from './args.js';
@@ -117,7 +118,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
         throw new CliError('Missing character device or file descriptor');
       }
       const fd = data?.fd ?? openSync(cfg.chardev!, 'r+');
-      serveDataConn(fdStreamConn(fd));
+      serveDataConn(charDeviceConn(fd));
     } else if (data?.fd !== undefined && data.type === 'tcp') {
       serveDataConn(connectedFd(data.fd));
     } else if (data !== undefined) {
@@ -240,32 +241,6 @@ function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
 function connectedFd(fd: number): Conn {
   const st = fstatSync(fd);
   if (st.isSocket()) return socketConn(new net.Socket({ fd }), `fd ${fd}`);
-  if (st.isCharacterDevice()) return fdStreamConn(fd);
+  if (st.isCharacterDevice()) return charDeviceConn(fd);
   throw new CliError(`File descriptor ${fd} is not a socket or character device.`);
-}
-
-/** A character device or pty: one read() per command, written back with write(). */
-function fdStreamConn(fd: number): Conn {
-  const rs = createReadStream('', { fd, highWaterMark: 4105, autoClose: true });
-  let closed = false;
-  const conn: Conn = {
-    peer: `fd ${fd}`,
-    onData: () => {},
-    onClose: () => {},
-    write(buf) {
-      if (!closed) writeSync(fd, buf);
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      rs.destroy();
-      conn.onClose();
-    },
-    pause: () => rs.pause(),
-    resume: () => rs.resume(),
-  };
-  rs.on('data', (chunk) => conn.onData(chunk as Buffer, []));
-  rs.on('end', () => conn.close());
-  rs.on('error', () => conn.close());
-  return conn;
 }

@@ -96,6 +96,9 @@ export async function main(argv: string[]): Promise<void> {
           if (process.env[DAEMON_ENV] === '1') notifyReady();
         },
       });
+      // Like swtpm, the process ends with its main loop: a blocking read() on a
+      // character device or pty that is still in the thread pool must not keep it.
+      if (!cfg.printStates) process.exit(process.exitCode ?? 0);
     }
   } catch (err) {
     if (err instanceof CliError) {

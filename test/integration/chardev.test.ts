@@ -1,0 +1,20 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { TSWTPM_BIN, run } from '../helpers/procs.js';
+
+// `tswtpm chardev --chardev /dev/pts/N`: TPM commands through a pty, control over a Unix
+// socket; CMD_SHUTDOWN ends the process although a read() on the pty is pending.
+
+const SCRIPT = fileURLToPath(new URL('../../../test/fixtures/chardev-pty.py', import.meta.url));
+const HAVE_SWTPM = (await run('swtpm', ['--version'])).code === 0;
+const WANT = 'getrandom 80010000001400000000 20\nshutdown 00000000\nexit 0\n';
+
+test('chardev on a pty serves TPM commands and exits after SHUTDOWN', async () => {
+  const ours = await run('python3', [SCRIPT, process.execPath, TSWTPM_BIN, 'chardev']);
+  assert.equal(ours.stdout, WANT, ours.stderr);
+  if (HAVE_SWTPM) {
+    const theirs = await run('python3', [SCRIPT, 'swtpm', 'chardev']);
+    assert.equal(theirs.stdout, WANT);
+  }
+});
