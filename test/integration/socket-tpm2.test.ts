@@ -267,6 +267,20 @@ for (const program of PROGRAMS) {
       }
     });
 
+    it('--server type=tcp without port= listens on $TPM_PORT', async () => {
+      const port = await freePort();
+      const env = { TPM_PORT: String(port) };
+      const extra = ['--server', 'type=tcp'];
+      const s = await startTpm({ program, flags: 'startup-clear', data: 'none', extra, env });
+      try {
+        const c = await RawConn.connect({ port });
+        assert.equal(parseGetRandom2(await c.transact(getRandom2(8))).length, 8);
+        c.destroy();
+      } finally {
+        await s.p.stop();
+      }
+    });
+
     it('-t/--terminate: the process exits (0) when the data client leaves', async () => {
       const s = await startTpm({ program, flags: 'startup-clear', extra: ['-t'] });
       const c = await RawConn.connect(s.data as Addr);
