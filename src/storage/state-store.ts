@@ -39,6 +39,13 @@ export class StateStore implements NvStore {
   readonly version: TpmVersion;
   readonly #fileKey: Uint8Array | undefined;
   readonly #migrationKey: Uint8Array | undefined;
+  /**
+   * The plain blob last read or written, per name, so GET_STATEBLOB need not re-read
+   * and re-decrypt the file it just wrote. Trusted only while the backend reports
+   * `locked` (we hold the lock, or locking is disabled and concurrent writers are
+   * unsupported anyway); dropped whenever the lock is gone.
+   */
+  readonly #cache = new Map<StateName, Uint8Array>();
 
   constructor(backend: StateBackend, version: TpmVersion, opts: StateStoreOptions = {}) {
     this.backend = backend;
@@ -68,10 +75,13 @@ export class StateStore implements NvStore {
    * `result` = the TPM result swtpm reports and `cause` = the StateBlobError.
    */
   load(name: StateName): Uint8Array | undefined {
+    this.#cache.delete(name);
     const bytes = this.backend.read(this.version, name);
     if (bytes === undefined) return undefined;
     try {
-      return decodeStateFile(bytes, this.#fileKey).plain;
+      const plain = decodeStateFile(bytes, this.#fileKey).plain;
+      this.#cache.set(name, plain);
+      return plain;
     } catch (e) {
       if (!(e instanceof StateBlobError)) throw e;
       throw new StorageError(
@@ -86,11 +96,20 @@ export class StateStore implements NvStore {
   }
 
   store(name: StateName, data: Uint8Array): void {
+    this.#cache.delete(name);
     this.backend.write(this.version, name, encodeStateFile(data, this.#fileKey));
+    this.#cache.set(name, data);
   }
 
   delete(name: StateName): boolean {
+    this.#cache.delete(name);
     return this.backend.delete(this.version, name);
+  }
+
+  /** The stored plain blob: from the cache while locked, else from the backend. */
+  #current(name: StateName): Uint8Array | undefined {
+    if (!this.backend.locked) this.#cache.clear();
+    return this.#cache.get(name) ?? this.load(name);
   }
 
   /**
@@ -99,7 +118,7 @@ export class StateStore implements NvStore {
    * PTM_STATE_FLAG_ENCRYPTED in the response.
    */
   getMigrationBlob(name: StateName, opts: { decrypted: boolean }): MigrationBlob | undefined {
-    const plain = this.load(name);
+    const plain = this.#current(name);
     if (plain === undefined) return undefined;
     return encodeMigrationBlob(plain, {
       decrypted: opts.decrypted,
