@@ -5,6 +5,8 @@
  * round trips).
  */
 import { TpmClient } from '../src/client/tpm.js';
+import * as T from '../src/protocol/tpm/commands.js';
+import { responseCode } from '../src/protocol/tpm/header.js';
 import {
   type Addr,
   CTRL,
@@ -19,7 +21,6 @@ import {
 } from './raw.js';
 import { type Row, type Target, median, row } from './report.js';
 import type { Program, Server } from './servers.js';
-import * as T from './tpm-cmds.js';
 
 export interface Sizes {
   /** Untimed round trips per server before a latency case. */
@@ -78,7 +79,7 @@ function floorOf(s: Samples, k: string): { floor?: number[] } {
   return f === undefined ? {} : { floor: f };
 }
 
-const isOk = (rsp: Buffer) => rsp.length >= 10 && T.rc(rsp) === 0;
+const isOk = (rsp: Buffer) => responseCode(rsp) === 0;
 const ctrlOk = (rsp: Buffer) => ctrlResult(rsp) === 0;
 
 async function dataConn(s: Server): Promise<RawConn> {
@@ -88,8 +89,8 @@ async function dataConn(s: Server): Promise<RawConn> {
 
 /** Persistent data connection: GetRandom(16) and PCR_Extend round trips. */
 export async function dataRoundTrips(pair: Pair, z: Sizes, transport: string): Promise<Row[]> {
-  const getRandom = T.getRandom(16);
-  const extend = T.pcrExtend(16, Buffer.alloc(32, 0xa5));
+  const getRandom = T.getRandom2(16);
+  const extend = T.pcrExtend2(16, Buffer.alloc(32, 0xa5));
   for (const s of pair) {
     const c = await dataConn(s);
     await timeLoop(c, getRandom, tpmFrame, z.warmup, isOk);
@@ -125,7 +126,7 @@ export async function dataRoundTrips(pair: Pair, z: Sizes, transport: string): P
 
 /** The same GetRandom through our library client (TpmClient), to show its own cost. */
 export async function libraryClient(pair: Pair, z: Sizes): Promise<Row> {
-  const cmd = T.getRandom(16);
+  const cmd = T.getRandom2(16);
   const clients = new Map<Server, TpmClient>();
   const loop = async (s: Server, n: number) => {
     const c = clients.get(s)!;
@@ -172,7 +173,7 @@ function tctiOnce(s: Server, cmd: Buffer): Promise<void> {
 }
 
 export async function tctiPattern(pair: Pair, z: Sizes): Promise<Row> {
-  const cmd = T.getRandom(16);
+  const cmd = T.getRandom2(16);
   const loop = async (s: Server, n: number) => {
     const t = new Float64Array(n);
     for (let i = 0; i < n; i++) {
@@ -240,7 +241,7 @@ export async function stateBlobs(pair: Pair, z: Sizes): Promise<Row[]> {
     const tSet = await timeLoop(c, setMsg, ctrlFrame(4), n, ctrlOk);
     if (ctrlResult(await c.request(CTRL.init, ctrlFrame(4))) !== 0) throw new Error('INIT failed');
     const d = await dataConn(s);
-    if (T.rc(await d.request(T.startupClear())) !== 0) throw new Error('Startup failed');
+    if (responseCode(await d.request(T.startup2())) !== 0) throw new Error('Startup failed');
     return { get: median(tGet), set: median(tSet) };
   };
   for (const s of pair) await once(s, Math.max(2, z.nBlob >> 2));
@@ -269,16 +270,17 @@ export async function stateBlobs(pair: Pair, z: Sizes): Promise<Row[]> {
 
 /** TPM2_CreatePrimary RSA-2048 from the same seeds: the same key, the same work. */
 export async function createPrimary(pair: Pair, z: Sizes): Promise<Row> {
-  const cmd = T.createPrimaryRsa(2048);
+  const cmd = T.createPrimaryRsa2(2048);
   const moduli = new Map<Program, string>();
   const once = async (s: Server) => {
     const c = await dataConn(s);
     const t0 = performance.now();
     const rsp = await c.request(cmd);
     const ms = performance.now() - t0;
-    const { handle, modulus } = T.parseCreatePrimary(rsp);
+    const { handle, modulus } = T.parseCreatePrimaryRsa2(rsp);
     moduli.set(s.program, modulus.toString('hex'));
-    if (T.rc(await c.request(T.flushContext(handle))) !== 0) throw new Error('FlushContext failed');
+    if (responseCode(await c.request(T.flushContext2(handle))) !== 0)
+      throw new Error('FlushContext failed');
     return ms;
   };
   for (const s of pair) await once(s);
@@ -306,7 +308,7 @@ export async function createPrimary(pair: Pair, z: Sizes): Promise<Row> {
  * swtpm's socket mode answers only after it, so it has one sample: the rest of the keygen.
  */
 export async function ctrlDuringKeygen(pair: Pair, z: Sizes): Promise<Row[]> {
-  const cmd = T.createPrimaryRsa(3072);
+  const cmd = T.createPrimaryRsa2(3072);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const res = await alternate(pair, z.repsLong, async (s) => {
     const ctrl = await RawConn.connect(s.ctrl);
@@ -329,8 +331,8 @@ export async function ctrlDuringKeygen(pair: Pair, z: Sizes): Promise<Row[]> {
     const rsp = await key;
     const keyMs = performance.now() - t0;
     ctrl.close();
-    const { handle } = T.parseCreatePrimary(rsp);
-    await d.request(T.flushContext(handle));
+    const { handle } = T.parseCreatePrimaryRsa2(rsp);
+    await d.request(T.flushContext2(handle));
     if (lat.length === 0) return { key: keyMs };
     return { cap: median(lat), worst: Math.max(...lat), key: keyMs };
   });

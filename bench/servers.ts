@@ -8,8 +8,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { getRandom2, parseResponse } from '../src/protocol/tpm/commands.js';
 import { type Addr, type RawConn, connectRetry } from './raw.js';
-import { getRandom, rc } from './tpm-cmds.js';
 
 /** The two servers compared, and Node's floor (bench/echo-server.ts, no TPM work). */
 export type Program = 'tswtpm' | 'swtpm' | 'echo';
@@ -157,12 +157,13 @@ export async function startServer(o: ServerOptions): Promise<Server> {
 }
 
 async function firstResponse(data: Addr): Promise<RawConn> {
-  const probe = getRandom(16);
+  const probe = getRandom2(16);
   for (;;) {
     const c = await connectRetry(data, 20000, 1);
     try {
       const rsp = await c.request(probe);
-      if (rc(rsp) !== 0) throw new Error(`GetRandom rc 0x${rc(rsp).toString(16)}`);
+      const { rc } = parseResponse(rsp);
+      if (rc !== 0) throw new Error(`GetRandom rc 0x${rc.toString(16)}`);
       return c;
     } catch (e) {
       c.close();

@@ -1,3 +1,4 @@
+import * as T from '../src/protocol/tpm/commands.js';
 /**
  * The one permanent state every server of a run starts from (copied per server), so
  * the seeds are the same and key generation does the same work: manufactured by
@@ -5,7 +6,6 @@
  */
 import type { RawConn } from './raw.js';
 import { type Program, startServer, tempDir } from './servers.js';
-import * as T from './tpm-cmds.js';
 
 /** First NV index the benchmark defines (owner range). */
 const NV_BASE = 0x01500000;
@@ -20,12 +20,13 @@ export async function prepareState(program: Program, nvIndices: number): Promise
     const c: RawConn = s.conn;
     const expect = async (what: string, cmd: Buffer) => {
       const rsp = await c.request(cmd);
-      if (T.rc(rsp) !== 0) throw new Error(`${what}: rc 0x${T.rc(rsp).toString(16)}`);
+      const { rc } = T.parseResponse(rsp);
+      if (rc !== 0) throw new Error(`${what}: rc 0x${rc.toString(16)}`);
     };
     for (let i = 0; i < nvIndices; i++) {
       const index = NV_BASE + i;
-      await expect('NV_DefineSpace', T.nvDefineSpace(index, NV_SIZE));
-      await expect('NV_Write', T.nvWrite(index, Buffer.alloc(NV_SIZE, i + 1), 0));
+      await expect('NV_DefineSpace', T.nvDefineSpace2(index, NV_SIZE));
+      await expect('NV_Write', T.nvWrite2(index, Buffer.alloc(NV_SIZE, i + 1), 0));
     }
   } finally {
     await s.stop();

@@ -5,17 +5,15 @@
 // key. Assertions are on the order of events, not on wall-clock thresholds.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import * as T from '../../src/protocol/tpm/commands.js';
+import { responseCode } from '../../src/protocol/tpm/header.js';
 import { type Server, type Transport, startServer } from '../helpers/diff-servers.js';
 import { Stream } from '../helpers/diff-stream.js';
-import * as T from '../helpers/diff-tpm.js';
+import * as H from '../helpers/tpm-commands.js';
 
 const TPM_RC_CANCELED = 0x909;
 const TRIES = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** TPM2_FlushContext(handle). */
-const flush = (h: number) =>
-  Buffer.from(`80010000000e00000165${h.toString(16).padStart(8, '0')}`, 'hex');
 
 for (const transport of ['tcp', 'unix'] as Transport[]) {
   describe(`long TPM command over ${transport}`, () => {
@@ -36,16 +34,16 @@ for (const transport of ['tcp', 'unix'] as Transport[]) {
 
     /** Frees the object slot a successful CreatePrimary used. */
     const release = async (rsp: Buffer) => {
-      if (T.rc(rsp) !== 0) return;
-      data.write(flush(rsp.readUInt32BE(10)));
-      assert.equal(T.rc(await data.readTpm()), 0);
+      if (responseCode(rsp) !== 0) return;
+      data.write(T.flushContext2(rsp.readUInt32BE(10)));
+      assert.equal(responseCode(await data.readTpm()), 0);
     };
 
     it('GET_CAPABILITY, SET_LOCALITY, GET_CONFIG are answered during it; STORE_VOLATILE after it', async () => {
       const tries: string[][] = [];
       for (let i = 0; i < TRIES; i++) {
         const ev: string[] = [];
-        data.write(T.createPrimaryRsa(3072));
+        data.write(H.createPrimaryRsaRandom(3072));
         const tpm = data.readTpm().then((r) => {
           ev.push('tpm response');
           return r;
@@ -63,7 +61,7 @@ for (const transport of ['tcp', 'unix'] as Transport[]) {
         assert.equal(await ask('GET_CONFIG', '0000000f', 8), '0000000000000000');
         assert.equal(await ask('STORE_VOLATILE', '0000000a', 4), '00000000');
         const rsp = await tpm;
-        assert.equal(T.rc(rsp), 0, 'CreatePrimary succeeds');
+        assert.equal(responseCode(rsp), 0, 'CreatePrimary succeeds');
         await release(rsp);
         tries.push(ev);
         // A command sent while the key was generated is never held up by it.
@@ -96,26 +94,26 @@ for (const transport of ['tcp', 'unix'] as Transport[]) {
     it('CMD_CANCEL_TPM_CMD makes it answer TPM_RC_CANCELED', async () => {
       const seen: number[] = [];
       for (let i = 0; i < TRIES; i++) {
-        data.write(T.createPrimaryRsa(3072));
+        data.write(H.createPrimaryRsaRandom(3072));
         const tpm = data.readTpm();
         await sleep(10);
         ctrl.write('00000009');
         assert.equal((await ctrl.read(4)).toString('hex'), '00000000');
         const rsp = await tpm;
-        seen.push(T.rc(rsp)!);
-        if (T.rc(rsp) === TPM_RC_CANCELED) {
+        seen.push(responseCode(rsp)!);
+        if (responseCode(rsp) === TPM_RC_CANCELED) {
           assert.equal(rsp.length, 10, 'a bare error response');
           // The TPM goes on working, and the cancel does not stick to the next command.
           data.write(T.getRandom2(8));
-          assert.equal(T.rc(await data.readTpm()), 0);
-          data.write(T.createPrimaryRsa(2048));
+          assert.equal(responseCode(await data.readTpm()), 0);
+          data.write(H.createPrimaryRsaRandom(2048));
           const next = await data.readTpm();
-          assert.equal(T.rc(next), 0);
+          assert.equal(responseCode(next), 0);
           await release(next);
           return;
         }
         // The key was ready before the cancel arrived: try again with a new one.
-        assert.equal(T.rc(rsp), 0);
+        assert.equal(responseCode(rsp), 0);
         await release(rsp);
       }
       assert.fail(

@@ -8,6 +8,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
+  TPM2_SU_CLEAR,
+  createPrimaryRsa2,
+  parsePcrRead2,
+  parseResponse,
+  pcrExtend2,
+  pcrRead2,
+  startup2,
+} from '../../src/protocol/tpm/commands.js';
+import {
   type Program,
   RawConn,
   type RunResult,
@@ -18,18 +27,7 @@ import {
   stopAll,
   tempDir,
 } from '../helpers/spawn-tswtpm.js';
-import {
-  RC,
-  TPM2_SU_CLEAR,
-  createPrimaryRsa2,
-  extendedOnce,
-  hex,
-  parsePcrRead2,
-  parseResponse,
-  pcrExtend2,
-  pcrRead2,
-  startup2,
-} from '../helpers/tpm-commands.js';
+import { RC, extendedOnce, hex } from '../helpers/tpm-commands.js';
 
 after(stopAll);
 

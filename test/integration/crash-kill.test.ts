@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { TpmClient } from '../../src/client/index.js';
+import { TPMA_NV, nvDefineSpace2, nvIncrement2, nvRead2 } from '../../src/protocol/tpm/commands.js';
 import { startTcp, tempDir } from '../helpers/procs.js';
 
 // Crash safety (issue 5): SIGKILL at random moments while every command changes NV
@@ -8,34 +9,18 @@ import { startTcp, tempDir } from '../helpers/procs.js';
 // must load, and the counter must never go back behind an acknowledged increment.
 
 const NV_INDEX = 0x01500016;
-const TPM_RS_PW = 0x40000009;
-const TPM_RH_OWNER = 0x40000001;
-// TPMA_NV: OWNERWRITE | AUTHWRITE | TPM_NT_COUNTER << 4 | OWNERREAD | AUTHREAD | NO_DA
-// (NO_DA: every SIGKILL is an unorderly shutdown, which would count as a DA failure)
-const NV_ATTRS = 0x2 | 0x4 | 0x10 | 0x20000 | 0x40000 | 0x2000000;
+// An NV counter (NO_DA: every SIGKILL is an unorderly shutdown, which would count as a DA failure)
+const NV_ATTRS =
+  TPMA_NV.OWNERWRITE |
+  TPMA_NV.AUTHWRITE |
+  TPMA_NV.NT_COUNTER |
+  TPMA_NV.OWNERREAD |
+  TPMA_NV.AUTHREAD |
+  TPMA_NV.NO_DA;
 
-function cmd(tag: number, cc: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const h = Buffer.alloc(10);
-  h.writeUInt16BE(tag, 0);
-  h.writeUInt32BE(10 + body.length, 2);
-  h.writeUInt32BE(cc, 6);
-  return Buffer.concat([h, body]);
-}
-const u16 = (v: number) => Buffer.from([v >> 8, v & 0xff]);
-const u32 = (v: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-};
-const pw = () => Buffer.concat([u32(9), u32(TPM_RS_PW), u16(0), Buffer.from([0]), u16(0)]);
-
-const defineCounter = () => {
-  const pub = Buffer.concat([u32(NV_INDEX), u16(0x000b), u32(NV_ATTRS), u16(0), u16(8)]);
-  return cmd(0x8002, 0x12a, u32(TPM_RH_OWNER), pw(), u16(0), u16(pub.length), pub);
-};
-const increment = () => cmd(0x8002, 0x134, u32(NV_INDEX), u32(NV_INDEX), pw());
-const readCounter = () => cmd(0x8002, 0x14e, u32(NV_INDEX), u32(NV_INDEX), pw(), u16(8), u16(0));
+const defineCounter = () => nvDefineSpace2(NV_INDEX, 8, NV_ATTRS);
+const increment = () => nvIncrement2(NV_INDEX);
+const readCounter = () => nvRead2(NV_INDEX, 8, 0);
 const rc = (rsp: Uint8Array) => Buffer.from(rsp).readUInt32BE(6);
 
 /** Sends `c`, repeating it while the TPM answers TPM_RC_RETRY (0x922). */

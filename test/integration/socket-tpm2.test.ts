@@ -7,28 +7,14 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import {
-  type Addr,
-  type Program,
-  RawConn,
-  type StartOptions,
-  ctrlInit,
-  freePort,
-  haveSwtpm,
-  startTpm,
-  stopAll,
-} from '../helpers/spawn-tswtpm.js';
-import {
-  RC,
   TPM2_SU_CLEAR,
   TPM2_SU_STATE,
   TPM_ST_CLEAR,
   createPrimaryRsa2,
-  extendedOnce,
   flushContext2,
   getRandom2,
   getRandom12,
-  hex,
-  parseCreatePrimaryRsa,
+  parseCreatePrimaryRsa2,
   parseGetRandom2,
   parseGetRandom12,
   parsePcrRead2,
@@ -41,7 +27,19 @@ import {
   shutdown2,
   startup2,
   startup12,
-} from '../helpers/tpm-commands.js';
+} from '../../src/protocol/tpm/commands.js';
+import {
+  type Addr,
+  type Program,
+  RawConn,
+  type StartOptions,
+  ctrlInit,
+  freePort,
+  haveSwtpm,
+  startTpm,
+  stopAll,
+} from '../helpers/spawn-tswtpm.js';
+import { RC, extendedOnce, hex } from '../helpers/tpm-commands.js';
 
 after(stopAll);
 
@@ -86,12 +84,12 @@ describe('tswtpm socket --tpm2: a real TPM behind the data channel', () => {
         assert.equal(hex(value), hex(extendedOnce(DIGEST)), `PCR ${pcr}`);
       }
 
-      const key = parseCreatePrimaryRsa(await c.transact(createPrimaryRsa2(2048), 60000));
+      const key = parseCreatePrimaryRsa2(await c.transact(createPrimaryRsa2(2048), 60000));
       assert.equal(key.modulus.length, 256);
       assert.equal(key.handle >>> 24, 0x80, 'a transient object handle');
       assert.equal(rcOf(await c.transact(flushContext2(key.handle))), RC.SUCCESS);
       if (kind === 'tcp') {
-        const big = parseCreatePrimaryRsa(await c.transact(createPrimaryRsa2(3072), 60000));
+        const big = parseCreatePrimaryRsa2(await c.transact(createPrimaryRsa2(3072), 60000));
         assert.equal(big.modulus.length, 384);
         assert.equal(rcOf(await c.transact(flushContext2(big.handle))), RC.SUCCESS);
       }

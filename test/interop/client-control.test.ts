@@ -8,16 +8,9 @@ import { describe, it } from 'node:test';
 import { ControlClient } from '../../src/client/control.js';
 import { TpmError } from '../../src/client/errors.js';
 import { TpmClient } from '../../src/client/tpm.js';
+import { parsePcrRead2, pcrExtend2, pcrRead2, startup2 } from '../../src/protocol/tpm/commands.js';
 import { closeFd, socketPair } from '../../src/transport/fd-channel.js';
-import {
-  STARTUP_CLEAR,
-  type SwtpmOptions,
-  TSWTPM,
-  pcrExtend,
-  pcrRead,
-  pcrValue,
-  startSwtpm,
-} from '../helpers/start-swtpm.js';
+import { type SwtpmOptions, TSWTPM, startSwtpm } from '../helpers/start-swtpm.js';
 
 const KINDS: ReadonlyArray<[string, SwtpmOptions]> = [
   ['debian', {}],
@@ -72,9 +65,9 @@ for (const [kind, base] of KINDS) {
         await c.resetTpmEstablished(3);
         await assert.rejects(c.resetTpmEstablished(0), isTpmError(0x3d));
 
-        assert.equal(rc(await tpm.transmit(STARTUP_CLEAR)), 0);
-        assert.equal(rc(await tpm.transmit(pcrExtend(10, Buffer.alloc(32, 7)))), 0);
-        const pcr10 = pcrValue(await tpm.transmit(pcrRead(10)));
+        assert.equal(rc(await tpm.transmit(startup2())), 0);
+        assert.equal(rc(await tpm.transmit(pcrExtend2(10, Buffer.alloc(32, 7)))), 0);
+        const pcr10 = parsePcrRead2(await tpm.transmit(pcrRead2(10)));
 
         // 10000 bytes: three HASH_DATA commands; the H-CRTM sequence sets the bit
         await c.hash(Buffer.alloc(10000, 0x41));
@@ -102,12 +95,12 @@ for (const [kind, base] of KINDS) {
 
         await c.stop();
         await assert.rejects(c.getTpmEstablished(), isTpmError(0xa));
-        assert.equal(rc(await tpm.transmit(pcrRead(10))), 0x101); // TPM_RC_FAILURE when stopped
+        assert.equal(rc(await tpm.transmit(pcrRead2(10))), 0x101); // TPM_RC_FAILURE when stopped
         await assert.rejects(c.setStateBlob('permanent', Buffer.from('garbage')), isTpmError(0x3));
         await c.setStateBlob('permanent', perm.data);
         await c.setStateBlob(2, vol.data);
         await c.init();
-        assert.deepEqual(pcrValue(await tpm.transmit(pcrRead(10))), pcr10);
+        assert.deepEqual(parsePcrRead2(await tpm.transmit(pcrRead2(10))), pcr10);
 
         await c.shutdown();
         await new Promise<void>((r) =>
@@ -129,8 +122,8 @@ for (const [kind, base] of KINDS) {
         assert.equal(calls[1].maxSize, 4096);
         for (let i = 0; i < 3; i++) assert.ok((await c.getStateBlob('volatile'))!.data.length > 0);
         await assert.rejects(c.setLocality(7), isTpmError(0x3d));
-        assert.equal(rc(await tpm.transmit(STARTUP_CLEAR)), 0);
-        assert.equal(pcrValue(await tpm.transmit(pcrRead(0))).length, 32);
+        assert.equal(rc(await tpm.transmit(startup2())), 0);
+        assert.equal(parsePcrRead2(await tpm.transmit(pcrRead2(0))).length, 32);
         await c.close();
         assert.equal((await c.getCapability()).flags.INIT, true); // reconnects
         await c.close();
@@ -150,8 +143,8 @@ for (const [kind, base] of KINDS) {
         closeFd(theirs);
         await c.init();
         tpm = new TpmClient({ fd: mine });
-        assert.equal(rc(await tpm.transmit(STARTUP_CLEAR)), 0);
-        assert.equal(pcrValue(await tpm.transmit(pcrRead(16))).length, 32);
+        assert.equal(rc(await tpm.transmit(startup2())), 0);
+        assert.equal(parsePcrRead2(await tpm.transmit(pcrRead2(16))).length, 32);
         await assert.rejects(c.setDataFd(mine), isTpmError(0x1f)); // a data fd is in use
       } finally {
         if (tpm) await tpm.close();

@@ -12,7 +12,8 @@ import { ControlClient } from '../../src/client/control.js';
 import { TpmConnectionError, TpmProtocolError, TpmTimeoutError } from '../../src/client/errors.js';
 import { startTpm } from '../../src/client/start.js';
 import { TpmClient } from '../../src/client/tpm.js';
-import { STARTUP_CLEAR, freePort, pcrRead, pcrValue } from '../helpers/start-swtpm.js';
+import { parsePcrRead2, pcrExtend2, pcrRead2, startup2 } from '../../src/protocol/tpm/commands.js';
+import { freePort } from '../helpers/start-swtpm.js';
 
 /** A TCP server that accepts and then does `mode` with every connection. */
 async function server(
@@ -65,7 +66,7 @@ describe('client errors', () => {
     const srv = await server('silent');
     try {
       const tpm = new TpmClient({ port: srv.port }, { timeoutMs: 150 });
-      await assert.rejects(tpm.transmit(STARTUP_CLEAR), { code: 'ETIMEDOUT' });
+      await assert.rejects(tpm.transmit(startup2()), { code: 'ETIMEDOUT' });
       await tpm.close();
     } finally {
       srv.close();
@@ -85,7 +86,7 @@ describe('client errors', () => {
       name: 'TpmConnectionError',
       code: 'ENOENT',
     });
-    await assert.rejects(new TpmClient({ port }).transmit(STARTUP_CLEAR), { code: 'ECONNREFUSED' });
+    await assert.rejects(new TpmClient({ port }).transmit(startup2()), { code: 'ECONNREFUSED' });
   });
 
   it('a peer that hangs up mid-response: TpmProtocolError', async () => {
@@ -118,7 +119,7 @@ describe('kept connections the server closed', () => {
       await cu.close();
       unix.close();
       const tpm = new TpmClient({ port: data.port });
-      for (let i = 0; i < 3; i++) assert.equal((await tpm.transmit(STARTUP_CLEAR)).length, 10);
+      for (let i = 0; i < 3; i++) assert.equal((await tpm.transmit(startup2())).length, 10);
       await tpm.close();
     } finally {
       ctrl.close();
@@ -135,7 +136,7 @@ describe('startTpm', () => {
       assert.ok(t.pid > 0);
       assert.equal((await t.control.getCapability()).flags.INIT, true);
       // startup-clear is the default: the TPM is already started
-      assert.equal(pcrValue(await t.tpm.transmit(pcrRead(0))).length, 32);
+      assert.equal(parsePcrRead2(await t.tpm.transmit(pcrRead2(0))).length, 32);
       await t.close();
       closed = true;
       assert.notEqual(t.process.exitCode ?? t.process.signalCode, null);

@@ -3,6 +3,7 @@
 // with and without a passed fd, and TPM 1.2. Debian's swtpm 0.7.1 against tswtpm.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import * as T from '../../src/protocol/tpm/commands.js';
 import { closeFd, socketPair } from '../../src/transport/fd-channel.js';
 import {
   BLOB_STRUCTURE,
@@ -18,7 +19,6 @@ import {
 import { FdPeer, cmd, u32 } from '../helpers/diff-exchange.js';
 import { type Script, diffScript } from '../helpers/diff-run.js';
 import { type Transport, haveSwtpm, makeSharedState } from '../helpers/diff-servers.js';
-import * as T from '../helpers/diff-tpm.js';
 
 const getBlob = (type: number, offset = 0) => cmd(0x0c, `${u32(0)}${u32(type)}${u32(offset)}`);
 const setBlobHead = (type: number, length: number) =>

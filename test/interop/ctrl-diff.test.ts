@@ -6,6 +6,7 @@
 // TPM 1.2.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import * as T from '../../src/protocol/tpm/commands.js';
 import {
   BLOB_STRUCTURE,
   CAPS_TPM2,
@@ -19,7 +20,7 @@ import {
 import { cmd, u32 } from '../helpers/diff-exchange.js';
 import { type Ctx, type Script, diffScript } from '../helpers/diff-run.js';
 import { type Transport, haveSwtpm, makeSharedState } from '../helpers/diff-servers.js';
-import * as T from '../helpers/diff-tpm.js';
+import * as H from '../helpers/tpm-commands.js';
 
 const ZEROS_8K = Buffer.alloc(0x2000);
 const DIGEST = Buffer.alloc(32, 0x5a);
@@ -159,8 +160,8 @@ const running: Script = async (c) => {
   await c.d('GetRandom', T.getRandom2(8), { mask: RANDOM_BYTES });
   await c.d('PCR_Extend 16', T.pcrExtend2(16, DIGEST));
   const pcr16 = await c.d('PCR_Read 16', T.pcrRead2(16));
-  const pcr16value = T.pcrValue(Buffer.from(pcr16.hex, 'hex'));
-  c.check('PCR 16 = extend(0x5a*32)', pcr16value === T.extendChain(DIGEST));
+  const pcr16value = H.pcrValueHex(Buffer.from(pcr16.hex, 'hex'));
+  c.check('PCR 16 = extend(0x5a*32)', pcr16value === H.extendChain(DIGEST));
   await c.d(
     'TCG send-command prefix, locality 0, GetRandom',
     Buffer.concat([Buffer.from('0000000800', 'hex'), Buffer.from(u32(12), 'hex'), T.getRandom2(8)]),
@@ -231,7 +232,7 @@ const running: Script = async (c) => {
   const pcr17 = await c.d('PCR_Read 17', T.pcrRead2(17));
   c.check(
     'PCR 17 = extend(sha256(0x2000 zero bytes))',
-    T.pcrValue(Buffer.from(pcr17.hex, 'hex')) === T.extendChain(T.sha256(ZEROS_8K)),
+    H.pcrValueHex(Buffer.from(pcr17.hex, 'hex')) === H.extendChain(H.sha256(ZEROS_8K)),
   );
   await c.x('HASH_START (split 8 KiB)', '00000006');
   await c.x('HASH_DATA 0x2000 bytes in 3 writes', [
@@ -243,7 +244,7 @@ const running: Script = async (c) => {
   const pcr17b = await c.d('PCR_Read 17 after split hashing', T.pcrRead2(17));
   c.check(
     'PCR 17 the same after split hashing',
-    T.pcrValue(Buffer.from(pcr17b.hex, 'hex')) === T.pcrValue(Buffer.from(pcr17.hex, 'hex')),
+    H.pcrValueHex(Buffer.from(pcr17b.hex, 'hex')) === H.pcrValueHex(Buffer.from(pcr17.hex, 'hex')),
   );
   for (const [name, req] of [
     ['SET_STATEBLOB while running, 11-byte body', '0000000d 00000000 00000001 000000'],
@@ -291,7 +292,7 @@ const running: Script = async (c) => {
   ]);
   await c.x('INIT after SET_STATEBLOB', '00000002 00000000');
   const pcr16b = await c.d('PCR_Read 16 after SET_STATEBLOB + INIT', T.pcrRead2(16));
-  c.check('PCR 16 survived', T.pcrValue(Buffer.from(pcr16b.hex, 'hex')) === pcr16value);
+  c.check('PCR 16 survived', H.pcrValueHex(Buffer.from(pcr16b.hex, 'hex')) === pcr16value);
   await c.shutdown();
 };
 

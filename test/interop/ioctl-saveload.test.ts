@@ -9,14 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TpmClient } from '../../src/client/tpm.js';
+import { parsePcrRead2, pcrExtend2, pcrRead2, startup2 } from '../../src/protocol/tpm/commands.js';
 import {
-  STARTUP_CLEAR,
   type Swtpm,
   type SwtpmOptions,
   TSWTPM,
-  pcrExtend,
-  pcrRead,
-  pcrValue,
   runIoctl,
   startSwtpm,
 } from '../helpers/start-swtpm.js';
@@ -45,10 +42,10 @@ describe('tswtpm_ioctl --save/--load between TPMs', () => {
       const tb = new TpmClient(b.server!);
       try {
         await ioctl(a, '-i');
-        assert.equal((await ta.transmit(STARTUP_CLEAR)).readUInt32BE(6), 0);
-        const ext = await ta.transmit(pcrExtend(10, Buffer.alloc(32, 0x5a)));
+        assert.equal((await ta.transmit(startup2())).readUInt32BE(6), 0);
+        const ext = await ta.transmit(pcrExtend2(10, Buffer.alloc(32, 0x5a)));
         assert.equal(ext.readUInt32BE(6), 0);
-        const before = pcrValue(await ta.transmit(pcrRead(10)));
+        const before = parsePcrRead2(await ta.transmit(pcrRead2(10)));
         assert.notDeepEqual(before, Buffer.alloc(32));
         const p = `${from}-${to}-perm.bin`;
         const v = `${from}-${to}-vol.bin`;
@@ -58,7 +55,7 @@ describe('tswtpm_ioctl --save/--load between TPMs', () => {
         await ioctl(b, '--load', 'permanent', p);
         await ioctl(b, '--load', 'volatile', v);
         await ioctl(b, '-i');
-        assert.deepEqual(pcrValue(await tb.transmit(pcrRead(10))), before);
+        assert.deepEqual(parsePcrRead2(await tb.transmit(pcrRead2(10))), before);
       } finally {
         await ta.close();
         await tb.close();

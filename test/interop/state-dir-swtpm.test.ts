@@ -8,6 +8,22 @@ import { cpSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync }
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  TPM2_SU_CLEAR,
+  TPM2_SU_STATE,
+  TPM_ST_CLEAR,
+  extend12,
+  parsePcr12,
+  parsePcrRead2,
+  parseResponse,
+  pcrExtend2,
+  pcrRead2,
+  pcrRead12,
+  saveState12,
+  shutdown2,
+  startup2,
+  startup12,
+} from '../../src/protocol/tpm/commands.js';
+import {
   type Program,
   RawConn,
   ctrlGetCapability,
@@ -19,25 +35,7 @@ import {
   stopAll,
   tempDir,
 } from '../helpers/spawn-tswtpm.js';
-import {
-  RC,
-  TPM2_SU_CLEAR,
-  TPM2_SU_STATE,
-  TPM_ST_CLEAR,
-  extend12,
-  extendedOnce,
-  hex,
-  parsePcr12,
-  parsePcrRead2,
-  parseResponse,
-  pcrExtend2,
-  pcrRead2,
-  pcrRead12,
-  saveState12,
-  shutdown2,
-  startup2,
-  startup12,
-} from '../helpers/tpm-commands.js';
+import { RC, extendedOnce, hex } from '../helpers/tpm-commands.js';
 
 after(stopAll);
 

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Server, type Transport, scratchDir, startServer } from '../helpers/diff-servers.js';
-import { extendChain } from '../helpers/diff-tpm.js';
+import { extendChain } from '../helpers/tpm-commands.js';
 
 const haveTools = spawnSync('tpm2_startup', ['--version']).status === 0;
 
