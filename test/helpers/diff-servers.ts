@@ -2,12 +2,16 @@
 // on fresh ports / socket paths, for the differential, tpm2-tools, cancel and fuzz tests.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { type AddressInfo, Socket, createServer } from 'node:net';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root (this file runs from dist/test/helpers). */
+import { freePort, freePortPair } from './procs.js';
+
+export { freePort, freePortPair };
+
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const TSWTPM_BIN = join(ROOT, 'bin/tswtpm.js');
 
@@ -64,31 +68,6 @@ function workDir(impl: Impl): string {
   const d = join(scratchDir(), `${impl}-${process.pid}-${seq++}`);
   mkdirSync(d);
   return d;
-}
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/** Two consecutive free ports (tcti-swtpm wants ctrl = data + 1). */
-export async function freePortPair(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (p >= 65535) continue;
-    const s = createServer();
-    const ok = await new Promise<boolean>((r) => {
-      s.once('error', () => r(false));
-      s.listen(p + 1, '127.0.0.1', () => r(true));
-    });
-    if (ok) {
-      await new Promise<void>((r) => s.close(() => r()));
-      return p;
-    }
-  }
 }
 
 /**

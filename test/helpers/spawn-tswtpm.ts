@@ -3,12 +3,16 @@
 // by pid. No mocks: every helper here drives a real process.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { type AddressInfo, Socket, createServer } from 'node:net';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** bin/tswtpm.js in the source tree (this file runs from dist/test/helpers). */
+import { freePort } from './procs.js';
+
+export { freePort };
+
 export const TSWTPM_BIN = fileURLToPath(new URL('../../../bin/tswtpm.js', import.meta.url));
 
 export type Program = 'tswtpm' | 'swtpm';
@@ -21,15 +25,6 @@ export function command(program: Program): { file: string; pre: string[] } {
   return program === 'swtpm'
     ? { file: 'swtpm', pre: [] }
     : { file: process.execPath, pre: [TSWTPM_BIN] };
-}
-
-/** A TCP port that was free a moment ago (bind port 0, read it, close). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const tempDirs: string[] = [];

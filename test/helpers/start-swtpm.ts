@@ -5,13 +5,15 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ControlAddress, ControlClient } from '../../src/client/control.js';
 import { TSWTPM_BIN, stopChild, waitReady } from '../../src/client/start.js';
 import type { Address } from '../../src/client/wire.js';
+import { freePort } from './procs.js';
+
+export { freePort };
 
 export interface SwtpmOptions {
   /** Default true. */
@@ -52,18 +54,6 @@ export interface Swtpm {
 
 /** Runs our own server through the helper: `startSwtpm({ command: TSWTPM })`. */
 export const TSWTPM: readonly string[] = [process.execPath, TSWTPM_BIN];
-
-/** A TCP port nobody listens on right now (bound and released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address() as net.AddressInfo;
-      s.close(() => resolve(a.port));
-    });
-  });
-}
 
 export async function startSwtpm(o: SwtpmOptions = {}): Promise<Swtpm> {
   const dir = mkdtempSync(join(tmpdir(), 'swtpm-test-'));
