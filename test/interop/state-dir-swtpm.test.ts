@@ -226,6 +226,9 @@ describe('unusable tpm2-00.permall', () => {
     const was = snapshot(dir);
     for (const program of haveSwtpm ? (['tswtpm', 'swtpm'] as const) : (['tswtpm'] as const)) {
       const s = await startTpm({ program, dir, flags: 'not-need-init' });
+      // A control round trip first: swtpm installs its SIGTERM handler only when its
+      // main loop starts, a moment after its sockets accept connections.
+      assert.notEqual(await ctrlGetCapability(s.ctrl!), 0n);
       assert.equal((await s.p.stop()).code, 0, `${program}: ${s.p.stderr()}`);
       assert.deepEqual(snapshot(dir), was, program);
     }
