@@ -1,5 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
 import { Engine } from '../engine/engine.js';
+import { shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
 import {
   TPM2_CC_SHUTDOWN,
   TPM2_SU_CLEAR,
@@ -9,8 +10,6 @@ import {
   commandCode,
   errorResponse,
   responseCode,
-  shutdownCommand,
-  startupCommand,
 } from '../protocol/tpm/header.js';
 import { parseSendCommandPrefix, wrapPrefixedResponse } from '../protocol/tpm/prefix.js';
 import {
@@ -209,9 +208,10 @@ export class Device {
           : startup === 'state'
             ? 2
             : 3;
-    const rsp = this.engine.execute(startupCommand(this.opts.version, type));
+    const cmd = this.opts.version === '2.0' ? startup2(type) : startup12(type);
+    const rsp = this.engine.execute(cmd);
     if (rsp instanceof Promise) return true;
-    this.lastOrdinal = commandCode(startupCommand(this.opts.version, type));
+    this.lastOrdinal = commandCode(cmd);
     return rsp.length >= TPM_HEADER_SIZE;
   }
 
@@ -227,7 +227,7 @@ export class Device {
     // on disk is no longer ours to write.
     if (opts.lockStorage && !opts.storage.backend.locked) return;
     const run = (su: number) => {
-      const r = this.engine.execute(shutdownCommand(su));
+      const r = this.engine.execute(shutdown2(su));
       return r instanceof Promise ? undefined : responseCode(r);
     };
     const rc = run(TPM2_SU_STATE);

@@ -36,29 +36,3 @@ export function commandCode(cmd: Uint8Array): number | undefined {
 export function responseCode(rsp: Uint8Array): number | undefined {
   return commandCode(rsp);
 }
-
-/** TPM2_Startup(su) or TPM_Startup(type) as swtpm sends it for `--flags startup-*`. */
-export function startupCommand(version: TpmVersion, type: number): Buffer {
-  const b = Buffer.allocUnsafe(12);
-  if (version === '2.0') {
-    b.writeUInt16BE(TPM2_ST_NO_SESSIONS, 0);
-    b.writeUInt32BE(12, 2);
-    b.writeUInt32BE(TPM2_CC_STARTUP, 6);
-  } else {
-    b.writeUInt16BE(0x00c1, 0);
-    b.writeUInt32BE(12, 2);
-    b.writeUInt32BE(TPM_ORD_STARTUP, 6);
-  }
-  b.writeUInt16BE(type, 10);
-  return b;
-}
-
-/** TPM2_Shutdown(su). */
-export function shutdownCommand(su: number): Buffer {
-  const b = Buffer.allocUnsafe(12);
-  b.writeUInt16BE(TPM2_ST_NO_SESSIONS, 0);
-  b.writeUInt32BE(12, 2);
-  b.writeUInt32BE(TPM2_CC_SHUTDOWN, 6);
-  b.writeUInt16BE(su, 10);
-  return b;
-}
