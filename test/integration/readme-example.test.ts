@@ -2,18 +2,16 @@
 // for the import path; readme-sync.test.ts keeps the two identical.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startTpm, startTpmInProcess } from '../../src/index.js';
-
-const GET_RANDOM_16 = Buffer.from('80010000000c0000017b0010', 'hex');
+import { startTpm, startTpmInProcess, tpm2 } from '../../src/index.js';
 
 test('my code talks to a TPM', async () => {
-  const tpm = await startTpmInProcess(); // TPM 2.0, Startup(CLEAR) already sent
+  const t = await startTpmInProcess(); // TPM 2.0, Startup(CLEAR) already sent
   try {
-    const rsp = Buffer.from(await tpm.tpm.transmit(GET_RANDOM_16));
-    assert.equal(rsp.readUInt32BE(6), 0); // TPM_RC_SUCCESS
-    assert.equal((await tpm.control.getCapability()).mask, 0x1ffff);
+    const rsp = await t.tpm.transmit(tpm2.getRandom(16));
+    assert.equal(tpm2.parseGetRandom(rsp).length, 16); // throws on a TPM error
+    assert.equal((await t.control.getCapability()).mask, 0x1ffff);
   } finally {
-    await tpm.close();
+    await t.close();
   }
 });
 
@@ -21,6 +19,8 @@ test('or in a separate process', async () => {
   const t = await startTpm({ tpm2: true });
   try {
     await t.control.setLocality(0);
+    const pcr = tpm2.parsePcrRead(await t.tpm.transmit(tpm2.pcrRead(10)));
+    assert.equal(pcr.length, 32);
   } finally {
     await t.close();
   }
