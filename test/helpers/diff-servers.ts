@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root (this file runs from dist/test/helpers). */
 import { freePort, freePortPair } from './procs.js';
+import { canConnect } from './spawn-tswtpm.js';
 
 export { freePort, freePortPair };
 
@@ -95,19 +96,6 @@ function ready(ep: Endpoint): Promise<boolean> {
   });
 }
 
-function probe(ep: Endpoint): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    if ('port' in ep) s.connect(ep.port, '127.0.0.1');
-    else s.connect(ep.path);
-  });
-}
-
 /** Command line shared by both implementations (after the program name). */
 export function socketArgs(
   o: ServerOptions,
@@ -168,7 +156,7 @@ export async function startServer(impl: Impl, o: ServerOptions): Promise<Server>
   // A Unix data socket is not probed: swtpm 0.7.1 treats the probe as a data client,
   // and once one has left it answers CMD_SET_DATAFD differently (compat.md).
   if (data !== undefined) {
-    const listening = async (ep: Endpoint) => ('port' in ep ? probe(ep) : existsSync(ep.path));
+    const listening = async (ep: Endpoint) => ('port' in ep ? canConnect(ep) : existsSync(ep.path));
     for (let i = 0; !(await listening(data)); i++) {
       if (i > 100) throw new Error(`${impl}: data channel not listening`);
       await new Promise((r) => setTimeout(r, 20));
