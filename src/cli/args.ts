@@ -47,6 +47,16 @@ export interface Config {
   runas?: string;
   printCapabilities: boolean;
   printStates: boolean;
+  /** `--print-info N` (0.10+): TPMLIB_GetInfo flags; 0 means not given, as in swtpm. */
+  printInfo: number;
+  /** `--print-profiles` (0.10+, needs libtpms 0.10). */
+  printProfiles: boolean;
+  /** `--profile ...` sub-options (0.10+, TPM 2, needs libtpms 0.10); checked at start. */
+  profile?: Record<string, string | number | boolean>;
+  /** `--pcap ...` sub-options (swtpm master); the file is opened at start. */
+  pcap?: Record<string, string | number | boolean>;
+  /** chardev `--vtpm-proxy`: create /dev/tpmN through /dev/vtpmx. */
+  vtpmProxy: boolean;
   help: boolean;
   version: boolean;
 }
@@ -65,6 +75,10 @@ const COMMON: OptDef[] = [
   { long: 'seccomp', arg: true },
   { long: 'print-capabilities', arg: false },
   { long: 'print-states', arg: false },
+  { long: 'profile', arg: true },
+  { long: 'print-profiles', arg: false },
+  { long: 'print-info', arg: true },
+  { long: 'pcap', arg: true },
   { long: 'help', short: 'h', arg: false },
   { long: 'version', short: 'v', arg: false },
   { long: 'daemon', short: 'd', arg: false },
@@ -144,6 +158,9 @@ export function parseArgs(iface: Iface, argv: readonly string[]): Config {
     migration: { incoming: false, releaseLockOutgoing: false },
     printCapabilities: false,
     printStates: false,
+    printInfo: 0,
+    printProfiles: false,
+    vtpmProxy: false,
     help: false,
     version: false,
   };
@@ -173,6 +190,32 @@ function apply(cfg: Config, name: string, v: string): void {
       return;
     case 'print-states':
       cfg.printStates = true;
+      return;
+    case 'print-profiles':
+      cfg.printProfiles = true;
+      return;
+    case 'print-info':
+      cfg.printInfo = parseInfoFlags(v);
+      return;
+    case 'profile':
+      cfg.profile = parseSubopts('profile', v, {
+        name: 'string',
+        profile: 'string',
+        file: 'string',
+        fd: 'int',
+        'remove-disabled': 'string',
+      });
+      return;
+    case 'pcap':
+      cfg.pcap = parseSubopts('pcap', v, {
+        file: 'string',
+        fd: 'int',
+        truncate: 'bool',
+        mode: 'mode',
+        // swtpm reads this boolean as an int: any occurrence, even `checksums=false`,
+        // turns checksums on (the sink tests for the key, not its value).
+        checksums: 'bool',
+      });
       return;
     case 'server':
       cfg.server = channel('server', v);
@@ -286,10 +329,34 @@ function apply(cfg: Config, name: string, v: string): void {
       parseSubopts('seccomp', v, { action: 'string' });
       return;
     case 'vtpm-proxy':
-      throw new CliError(
-        '--vtpm-proxy is not supported by tswtpm: use `tswtpm cuse` or the socket interface',
-      );
+      cfg.vtpmProxy = true;
+      return;
   }
+}
+
+/**
+ * `--print-info` takes strtoul(base 0) syntax (decimal, 0x hex, 0 octal) that must fit
+ * an unsigned int; swtpm's message otherwise.
+ */
+export function parseInfoFlags(v: string): number {
+  const m = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*|)$/.exec(v);
+  let n = Number.NaN;
+  if (m !== null) {
+    const digits = m[2]!;
+    // No digits: strtoul converts nothing, which swtpm accepts only for an empty value.
+    n =
+      digits === '' && v !== ''
+        ? Number.NaN
+        : digits === ''
+          ? 0
+          : Number(/^0[0-7]+$/.test(digits) ? `0o${digits.slice(1)}` : digits);
+    // strtoul negates a '-' value in unsigned long: only -0 still fits an unsigned int.
+    if (m[1] === '-' && n !== 0) n = Number.NaN;
+  }
+  if (!Number.isSafeInteger(n) || n > 0xffffffff) {
+    throw new CliError(`Cannot parse info value '${v}'.`);
+  }
+  return n;
 }
 
 const KEY_SPEC = {

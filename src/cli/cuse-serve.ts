@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { CuseSession, cuseRequestChannel } from '../device/cuse-session.js';
+import { Engine } from '../engine/engine.js';
 import { TPM_SUCCESS } from '../protocol/tpm/results.js';
 import { parseTpmstate } from '../storage/uri.js';
 import { CUSE_DEVICE, CuseChannel } from '../transport/cuse.js';
@@ -7,9 +8,11 @@ import type { Config } from './args.js';
 import { notifyReady } from './daemon.js';
 import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
+import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
 import { openStorage } from './storage-setup.js';
 import { CliError } from './subopts.js';
+import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
 
 /** What swtpm 0.8+'s CUSE front end advertises: all but SET_DATAFD and the TCG prefix. */
 export const CAPS_CUSE = 0x16fff;
@@ -24,9 +27,11 @@ export async function serveCuse(
   // The launcher is gone once we are ready: a write to its stderr pipe must not kill us.
   process.stderr.on('error', () => {});
   const version = cfg.tpm2 ? '2.0' : '1.2';
+  const profile = resolveProfile(cfg, Engine.get());
   makeStateDir(cfg.tpmstate);
   const storage = openStorage(cfg, version);
-  const device = createDevice(cfg, CAPS_CUSE, storage);
+  const device = createDevice(cfg, CAPS_CUSE, storage, profile);
+  const pcap = cfg.pcap !== undefined ? PcapSink.open(cfg.pcap, version === '2.0') : undefined;
 
   let pidFile: string | undefined;
   let ready = false;
@@ -44,6 +49,7 @@ export async function serveCuse(
     } catch (err) {
       log.error(`Error while stopping the TPM: ${(err as Error).message}`);
     }
+    pcap?.close();
     channel?.close(); // the kernel removes /dev/NAME
     if (pidFile !== undefined) {
       try {
@@ -122,6 +128,28 @@ export async function serveCuse(
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   process.off('SIGHUP', onSignal);
+}
+
+/**
+ * `--print-profiles` / `--print-info` for `tswtpm cuse`: as for socket; with a state
+ * location the TPM is started (and state created) so that GetInfo reports on it.
+ */
+export async function printInfoCuse(cfg: Config): Promise<void> {
+  const version = cfg.tpm2 ? '2.0' : '1.2';
+  const early = earlyInfo(cfg, version);
+  if (early !== undefined) {
+    process.stdout.write(early);
+    return;
+  }
+  const profile = resolveProfile(cfg, Engine.get());
+  makeStateDir(cfg.tpmstate);
+  const device = createDevice(cfg, CAPS_CUSE, openStorage(cfg, version), profile);
+  const rc = device.startTpm(0);
+  if (rc === TPM_SUCCESS) process.stdout.write(infoText(device.engine, cfg.printInfo));
+  device.engine.stop();
+  device.running = false;
+  await device.close();
+  if (rc !== TPM_SUCCESS) throw new CliError('Error: Could not initialize libtpms.');
 }
 
 const bigints = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);

@@ -22,6 +22,11 @@ const FOREGROUND_ENV = 'TSWTPM_CUSE_FOREGROUND';
  * await runCuse(parseArgs('cuse', ['-n', 'vtpm0', '--tpm2', '--tpmstate', 'dir=/var/lib/vtpm0']), log);
  */
 export async function runCuse(cfg: Config, log: Logger): Promise<void> {
+  if (cfg.printProfiles || cfg.printInfo !== 0) {
+    // Answered by the launching process: no device is created.
+    const { printInfoCuse } = await import('./cuse-serve.js');
+    return printInfoCuse(cfg);
+  }
   const name = cfg.name;
   if (name === undefined || name === '')
     throw new CliError('Error: Missing name of CUSE device (-n).');

@@ -3,7 +3,12 @@ import type { Config } from './args.js';
 import { type ServerStorage, openStorage } from './storage-setup.js';
 
 /** The device every front end builds from the command line, with its storage. */
-export function createDevice(cfg: Config, caps: number, storage?: ServerStorage): Device {
+export function createDevice(
+  cfg: Config,
+  caps: number,
+  storage?: ServerStorage,
+  profile?: string,
+): Device {
   const version = cfg.tpm2 ? '2.0' : '1.2';
   const store = storage ?? openStorage(cfg, version);
   return new Device({
@@ -19,5 +24,6 @@ export function createDevice(cfg: Config, caps: number, storage?: ServerStorage)
     incomingMigration: cfg.migration.incoming,
     releaseLockOutgoing: cfg.migration.releaseLockOutgoing,
     lockStorage: store.lockWanted,
+    ...(profile !== undefined ? { profile } : {}),
   });
 }

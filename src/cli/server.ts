@@ -4,6 +4,7 @@ import { serveCtrl } from '../device/ctrl-session.js';
 import { serveData } from '../device/data-session.js';
 import type { Device } from '../device/device.js';
 import { type WireMessage, formatWireDump, wireChannel } from '../device/trace.js';
+import { Engine } from '../engine/engine.js';
 import { TPM_BAD_PARAMETER, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
 import { charDeviceConn } from '../transport/char-conn.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
@@ -11,10 +12,12 @@ import { listen, socketConn } from '../transport/stream.js';
 import type { ChannelConfig, Config } from './args.js';
 import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
+import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
 import { runAs } from './runas.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { CliError } from './subopts.js';
+import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
@@ -39,13 +42,25 @@ export interface RunHooks {
  */
 export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}): Promise<void> {
   const version = cfg.tpm2 ? '2.0' : '1.2';
+  // --print-profiles, the --profile checks and --print-info without a state location
+  // come before any state is opened (swtpm: after --print-states).
+  let profile: string | undefined;
+  if (!cfg.printStates) {
+    const early = earlyInfo(cfg, version);
+    if (early !== undefined) {
+      process.stdout.write(early);
+      return;
+    }
+    profile = resolveProfile(cfg, Engine.get());
+  }
   const storage = openStorage(cfg, version);
   if (cfg.printStates) {
     process.stdout.write(printStates(storage.backend, version));
     storage.backend.close();
     return;
   }
-  const device = createDevice(cfg, version === '2.0' ? CAPS_TPM2 : CAPS_TPM12, storage);
+  const device = createDevice(cfg, version === '2.0' ? CAPS_TPM2 : CAPS_TPM12, storage, profile);
+  let pcap: PcapSink | undefined;
 
   const servers: ConnServer[] = [];
   let pidFile: string | undefined;
@@ -69,6 +84,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     } catch (err) {
       log.error(`Error while stopping the TPM: ${(err as Error).message}`);
     }
+    // After the automatic TPM2_Shutdown, which the capture records.
+    pcap?.close();
     if (pidFile !== undefined) {
       try {
         unlinkSync(pidFile);
@@ -84,7 +101,10 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   device.onShutdown = () => void exit();
   device.onError = (msg) => log.error(msg);
   // swtpm dumps control and data traffic from log level 2 on.
-  const dump = (m: unknown) => log.raw(2, formatWireDump(m as WireMessage));
+  // Commands the emulator sends itself are not dumped (swtpm's pcap records them).
+  const dump = (m: unknown) => {
+    if ((m as WireMessage).internal !== true) log.raw(2, formatWireDump(m as WireMessage));
+  };
   if (log.level >= 2) wireChannel.subscribe(dump);
 
   const dataOpts = {
@@ -113,7 +133,9 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     // The data channel: a listening socket, a given fd, a character device, or none
     // (then QEMU passes it with CMD_SET_DATAFD).
     const data = cfg.server;
-    if (cfg.iface === 'chardev') {
+    if (cfg.iface === 'chardev' && cfg.printInfo !== 0 && cfg.chardev === undefined) {
+      // swtpm opens /dev/zero for --print-info; nothing is served.
+    } else if (cfg.iface === 'chardev') {
       if (cfg.chardev === undefined && data?.fd === undefined) {
         throw new CliError('Missing character device or file descriptor');
       }
@@ -152,9 +174,23 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     if (cfg.runas !== undefined) runAs(cfg.runas);
     // A pid file that cannot be written ends the process (it must not keep listening).
     if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
+    // swtpm writes the capture's header before the TPM starts.
+    if (cfg.pcap !== undefined) pcap = PcapSink.open(cfg.pcap, version === '2.0');
   } catch (err) {
     await exit();
     throw err;
+  }
+
+  if (cfg.printInfo !== 0) {
+    // With a state location swtpm starts the TPM (lock, profile, state creation) so
+    // that GetInfo reports on it, prints, then terminates libtpms without Shutdown.
+    const rc = device.startTpm(0);
+    if (rc === TPM_SUCCESS) process.stdout.write(infoText(device.engine, cfg.printInfo));
+    device.engine.stop();
+    device.running = false;
+    await exit();
+    if (rc !== TPM_SUCCESS) throw new CliError('Error: Could not initialize libtpms.');
+    return;
   }
 
   if (cfg.flags.notNeedInit) {

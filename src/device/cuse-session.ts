@@ -31,6 +31,7 @@ import { TPM_FAIL, TPM_SUCCESS } from '../protocol/tpm/results.js';
 import { control, stateCheck } from './control.js';
 import { BlobTransfer, EIO_REPLY } from './cuse-transfer.js';
 import type { Device } from './device.js';
+import { traceWire } from './trace.js';
 
 const { EBUSY, EINTR, EINVAL, EIO, ENOSYS, EPROTO } = constants.errno;
 
@@ -208,6 +209,7 @@ export class CuseSession {
     const cmd = data.subarray(0, CUSE_MAX_COMMAND);
     this.rsp = undefined;
     let r: Settle<Uint8Array>;
+    traceWire('SWTPM_IO_Read', cmd);
     try {
       r = this.dev.tpmCommand(Buffer.from(cmd), false);
     } catch {
@@ -220,6 +222,7 @@ export class CuseSession {
       p.then(
         (buf) => {
           if (this.pending === p) this.pending = undefined;
+          traceWire('SWTPM_IO_Write', buf);
           this.rsp = { buf, off: 0 };
           this.releaseHeld();
         },
@@ -228,7 +231,10 @@ export class CuseSession {
           this.releaseHeld();
         },
       );
-    } else this.rsp = { buf: r, off: 0 };
+    } else {
+      traceWire('SWTPM_IO_Write', r);
+      this.rsp = { buf: r, off: 0 };
+    }
     this.link.write(encodeWriteReply(unique, cmd.length));
   }
 

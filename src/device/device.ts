@@ -23,6 +23,7 @@ import {
   TPM_SUCCESS,
 } from '../protocol/tpm/results.js';
 import { stateFileName } from '../storage/names.js';
+import { traceInternal } from './trace.js';
 import type { DeviceOptions } from './types.js';
 
 /** Published for every TPM command: { ordinal, rc, long }. */
@@ -62,9 +63,12 @@ export class Device {
   /** Where the device reports errors a control reply can only give as a number. */
   onError: ((message: string) => void) | undefined;
   private tail: Promise<unknown> | undefined;
+  /** The `--profile` still to apply; dropped after the first successful start. */
+  private profile: string | undefined;
 
   constructor(opts: DeviceOptions) {
     this.opts = opts;
+    this.profile = opts.profile;
     this.engine = Engine.get();
     this.engine.setStore(opts.storage);
     this.engine.choose(opts.version);
@@ -117,6 +121,7 @@ export class Device {
       this.report('Could not start the TPM');
       return TPM_FAIL;
     }
+    if (!this.setProfile()) return TPM_FAIL;
     let rc = this.engine.start(opts.version);
     if (rc !== TPM_SUCCESS && this.restoreBackup()) rc = this.engine.start(opts.version);
     if (rc !== TPM_SUCCESS) {
@@ -124,6 +129,14 @@ export class Device {
       this.engine.stop();
       this.report(`Could not start the TPM (result 0x${rc.toString(16)})`);
       return rc;
+    }
+    if (this.profile !== undefined) {
+      if (this.engine.wasManufactured() === false) {
+        this.engine.stop();
+        this.report('Error: Profile could not be applied to an existing TPM 2 instance.');
+        return TPM_FAIL;
+      }
+      this.profile = undefined;
     }
     if (initFlags & 1) {
       try {
@@ -137,6 +150,17 @@ export class Device {
     this.running = true;
     this.lastOrdinal = undefined;
     return TPM_SUCCESS;
+  }
+
+  /** TPMLIB_SetProfile before MainInit (libtpms 0.10+; the CLI checked it exists). */
+  private setProfile(): boolean {
+    const json = this.profile;
+    const set = this.engine.setProfile;
+    if (json === undefined || this.opts.version !== '2.0' || set === undefined) return true;
+    this.engine.choose(this.opts.version);
+    if (set(json) === TPM_SUCCESS) return true;
+    this.report(`Error: Could not set profile for TPM2: '${json}'`);
+    return false;
   }
 
   /**
@@ -209,8 +233,10 @@ export class Device {
             ? 2
             : 3;
     const cmd = this.opts.version === '2.0' ? startup2(type) : startup12(type);
+    traceInternal('SWTPM_IO_Read', cmd);
     const rsp = this.engine.execute(cmd);
     if (rsp instanceof Promise) return true;
+    traceInternal('SWTPM_IO_Write', rsp);
     this.lastOrdinal = commandCode(cmd);
     return rsp.length >= TPM_HEADER_SIZE;
   }
@@ -227,8 +253,12 @@ export class Device {
     // on disk is no longer ours to write.
     if (opts.lockStorage && !opts.storage.backend.locked) return;
     const run = (su: number) => {
-      const r = this.engine.execute(shutdown2(su));
-      return r instanceof Promise ? undefined : responseCode(r);
+      const cmd = shutdown2(su);
+      traceInternal('SWTPM_IO_Read', cmd);
+      const r = this.engine.execute(cmd);
+      if (r instanceof Promise) return undefined;
+      traceInternal('SWTPM_IO_Write', r);
+      return responseCode(r);
     };
     const rc = run(TPM2_SU_STATE);
     if (rc !== undefined && rc !== TPM_SUCCESS && rc !== TPM_RC_INITIALIZE) run(TPM2_SU_CLEAR);

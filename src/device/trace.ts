@@ -6,6 +6,11 @@ export type WireKind = 'Ctrl Cmd' | 'Ctrl Rsp' | 'SWTPM_IO_Read' | 'SWTPM_IO_Wri
 export interface WireMessage {
   readonly kind: WireKind;
   readonly data: Uint8Array;
+  /**
+   * A command the emulator sent itself (`--flags startup-*`, the automatic
+   * TPM2_Shutdown) and its response: swtpm's `--pcap` records them, its log dumps don't.
+   */
+  readonly internal?: true;
 }
 
 /**
@@ -16,6 +21,13 @@ export const wireChannel = channel('tswtpm:wire');
 
 export function traceWire(kind: WireKind, data: Uint8Array): void {
   if (wireChannel.hasSubscribers) wireChannel.publish({ kind, data } satisfies WireMessage);
+}
+
+/** A command the emulator runs on its own behalf (`internal` set), and its response. */
+export function traceInternal(kind: 'SWTPM_IO_Read' | 'SWTPM_IO_Write', data: Uint8Array): void {
+  if (wireChannel.hasSubscribers) {
+    wireChannel.publish({ kind, data, internal: true } satisfies WireMessage);
+  }
 }
 
 /**

@@ -53,4 +53,9 @@ export interface DeviceOptions {
   readonly releaseLockOutgoing: boolean;
   /** Whether the state backend wants a lock at all (`--tpmstate ...,lock=false`). */
   readonly lockStorage: boolean;
+  /**
+   * `--profile` JSON (TPM 2, libtpms 0.10+): set before the first successful start
+   * only, and only onto a TPM that start manufactures (swtpm 0.10).
+   */
+  readonly profile?: string;
 }
