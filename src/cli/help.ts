@@ -26,6 +26,14 @@ const COMMON = `--tpm2
 --print-capabilities
                  : print the supported features as JSON and exit
 --print-states   : print the stored TPM states as JSON and exit
+--print-info <flags>
+                 : print libtpms' TPMLIB_GetInfo(flags) JSON and exit
+--profile name=<name>|profile=<json>|file=<path>|fd=<fd>
+                 : set a profile on a new TPM 2 (needs libtpms 0.10+)
+--print-profiles : print the profiles libtpms offers (needs libtpms 0.10+)
+--pcap file=<path>|fd=<fd>[,truncate][,mode=0...][,checksums]
+                 : write TPM commands and responses into a pcapng file
+                   (default mode 0640); checksums computes IP/TCP checksums
 -h|--help        : print this help and exit
 -v|--version     : print the version and exit
 `;
