@@ -55,8 +55,6 @@ export interface Config {
   profile?: Record<string, string | number | boolean>;
   /** `--pcap ...` sub-options (swtpm master); the file is opened at start. */
   pcap?: Record<string, string | number | boolean>;
-  /** chardev `--vtpm-proxy`: create /dev/tpmN through /dev/vtpmx. */
-  vtpmProxy: boolean;
   help: boolean;
   version: boolean;
 }
@@ -160,7 +158,6 @@ export function parseArgs(iface: Iface, argv: readonly string[]): Config {
     printStates: false,
     printInfo: 0,
     printProfiles: false,
-    vtpmProxy: false,
     help: false,
     version: false,
   };
@@ -329,8 +326,10 @@ function apply(cfg: Config, name: string, v: string): void {
       parseSubopts('seccomp', v, { action: 'string' });
       return;
     case 'vtpm-proxy':
-      cfg.vtpmProxy = true;
-      return;
+      // Not wired yet (docs/compat.md): refused rather than silently ignored.
+      throw new CliError(
+        '--vtpm-proxy is not supported by tswtpm: use `tswtpm cuse` or the socket interface',
+      );
   }
 }
 
