@@ -12,7 +12,7 @@ const SCRIPT = fileURLToPath(new URL('../../../test/fixtures/pass-fds.py', impor
 const HAVE_SWTPM = (await run('swtpm', ['--version'])).code === 0;
 
 test('CMD_SET_DATAFD with a pipe, then a good socket; fds with other commands', async (t) => {
-  const ours = await run('python3', [SCRIPT, process.execPath, TSWTPM_BIN]);
+  const ours = await run('python3', [SCRIPT, process.execPath, TSWTPM_BIN], { timeoutMs: 30000 });
   assert.equal(
     ours.stdout,
     [
@@ -28,7 +28,7 @@ test('CMD_SET_DATAFD with a pipe, then a good socket; fds with other commands', 
   );
   assert.match(ours.stderr, /CMD_SET_DATAFD: unusable fd/);
   if (HAVE_SWTPM) {
-    const theirs = await run('python3', [SCRIPT, 'swtpm']);
+    const theirs = await run('python3', [SCRIPT, 'swtpm'], { timeoutMs: 30000 });
     t.diagnostic(`swtpm 0.7.1: ${theirs.stdout.trim().split('\n').join('; ')}`);
     assert.match(theirs.stdout, /^pipe 00000000 extra 1$/m);
     assert.match(theirs.stdout, /^good 0000001f/m);
