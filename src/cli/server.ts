@@ -1,14 +1,13 @@
 import { closeSync, fstatSync, openSync, unlinkSync } from 'node:fs';
-import net from 'node:net';
 import { serveCtrl } from '../device/ctrl-session.js';
 import { serveData } from '../device/data-session.js';
 import type { Device } from '../device/device.js';
 import { type WireMessage, formatWireDump, wireChannel } from '../device/trace.js';
 import { Engine } from '../engine/engine.js';
-import { TPM_BAD_PARAMETER, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
+import { TPM_BAD_PARAMETER, TPM_FAIL, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
 import { charDeviceConn } from '../transport/char-conn.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
-import { listen, socketConn } from '../transport/stream.js';
+import { fdSocket, listen, socketConn } from '../transport/stream.js';
 import type { ChannelConfig, Config } from './args.js';
 import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
@@ -125,7 +124,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     });
   };
   // Fds (CMD_SET_DATAFD) arrive only over a UnixIO control channel: with a TCP one the
-  // fd-passing transport and koffi's libc binding are never loaded.
+  // fd-passing transport is never loaded.
   const unix: UnixConn | undefined =
     cfg.ctrl?.type === 'unixio' ? await import('../transport/unix-conn.js') : undefined;
 
@@ -155,8 +154,16 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
         return TPM_IOERROR;
       }
       if (fd === undefined || unix === undefined) return TPM_BAD_PARAMETER;
+      let conn: Conn;
+      try {
+        conn = unix.fdConn(fd, { bufferSize: 4105 });
+      } catch (err) {
+        // Not a socket (a pipe, a file): refused and closed; a later good fd still works.
+        closeSync(fd);
+        log.error(`CMD_SET_DATAFD: unusable fd: ${(err as Error).message}`);
+        return TPM_FAIL;
+      }
       dataFdActive = true;
-      const conn = unix.fdConn(fd, { bufferSize: 4105 });
       conns.add(conn);
       serveData(device, conn, {
         ...dataOpts,
@@ -276,7 +283,7 @@ function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
 /** `--server type=tcp,fd=N` / `--fd N`: an already-connected socket. */
 function connectedFd(fd: number): Conn {
   const st = fstatSync(fd);
-  if (st.isSocket()) return socketConn(new net.Socket({ fd }), `fd ${fd}`);
+  if (st.isSocket()) return socketConn(fdSocket(fd), `fd ${fd}`);
   if (st.isCharacterDevice()) return charDeviceConn(fd);
   throw new CliError(`File descriptor ${fd} is not a socket or character device.`);
 }

@@ -43,6 +43,13 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
   /** Tail bytes that must still arrive within the deadline (swtpm's first buffer). */
   let windowLeft = 0;
   let busy = false;
+  /** A reply is still queued in the transport (write() returned false). */
+  let draining = false;
+  /** HASH_DATA chunks waiting behind a long TPM command (at most one: reading stops). */
+  let hashing = 0;
+  /** The peer half-closed: the pending request is answered, then the connection closes. */
+  let ended = false;
+  let paused = false;
   let closed = false;
   /** Streaming tail of HASH_DATA / SET_STATEBLOB. */
   let tail:
@@ -60,8 +67,29 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
   const reply = (rsp: Uint8Array, thenClose = false) => {
     if (closed) return;
     traceWire('Ctrl Rsp', rsp);
-    conn.write(rsp);
+    if (!conn.write(rsp)) draining = true;
     if (thenClose) conn.close();
+  };
+
+  /**
+   * Reads only while nothing is pending (a running command, an unsent reply, a queued
+   * hash chunk), so a peer that streams without reading cannot grow our memory.
+   */
+  const flow = () => {
+    if (closed) return;
+    const hold = busy || draining || hashing > 0;
+    if (hold !== paused) {
+      paused = hold;
+      if (hold) conn.pause();
+      else conn.resume();
+    }
+    if (!hold && ended) {
+      // An incomplete request can no longer complete: answered as at its deadline.
+      if (buf.length > 0 || tail !== undefined) {
+        clearDeadline();
+        expire();
+      } else conn.close();
+    }
   };
 
   const dropFds = () => {
@@ -75,12 +103,11 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       return;
     }
     busy = true;
-    conn.pause();
+    flow();
     r.then(
       (x) => {
         busy = false;
         reply(encode(x));
-        conn.resume();
         pump();
       },
       () => conn.close(),
@@ -149,8 +176,14 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
     const note = (x: CtrlResponse) => {
       if (tail !== undefined && tail.rc === 0) tail.rc = x.result;
     };
-    if (r instanceof Promise) void r.then(note);
-    else note(r);
+    if (!(r instanceof Promise)) return note(r);
+    hashing++;
+    flow();
+    void r.then((x) => {
+      hashing--;
+      note(x);
+      pump();
+    });
   };
 
   const armWindow = (total: number, got: number) => {
@@ -192,7 +225,12 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
   };
 
   const pump = () => {
-    while (!busy && !closed && buf.length > 0) {
+    pumpRequests();
+    flow();
+  };
+
+  const pumpRequests = () => {
+    while (!busy && !draining && hashing === 0 && !closed && buf.length > 0) {
       if (tail !== undefined) {
         buf = onTail(buf);
         // swtpm master never reads past the announced length; the rest is a new request.
@@ -232,6 +270,15 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       fds = [...newFds];
     } else for (const fd of newFds) closeSync(fd);
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    pump();
+  };
+  conn.onDrain = () => {
+    if (!draining) return;
+    draining = false;
+    pump();
+  };
+  conn.onEnd = () => {
+    ended = true;
     pump();
   };
   conn.onClose = () => {

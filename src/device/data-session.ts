@@ -21,33 +21,56 @@ const EMPTY = Buffer.alloc(0);
  * Serves TPM commands on one data connection. A command is complete when its header's
  * size has arrived; a command that stays incomplete for `completionMs` is handed to
  * libtpms as is (swtpm's read-once behaviour). One command is in flight at a time.
+ *
+ * Like swtpm, which reads the next command only after it wrote the last response, the
+ * connection is paused while a command runs or a response waits in the transport: a
+ * peer that writes without reading fills its own socket buffers, not our memory.
+ * A peer that half-closes still gets the answers to what it sent, then the close.
  */
 export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): void {
   let buf: Buffer = EMPTY;
+  /** A command runs off the event loop. */
   let busy = false;
+  /** A response is still queued in the transport (write() returned false). */
+  let draining = false;
+  /** The peer half-closed: what is left is served, then the connection closes. */
+  let ended = false;
+  let paused = false;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   const wait = opts.completionMs ?? 500;
 
+  /** Reads only while idle; closes a half-closed connection once all is answered. */
+  const flow = () => {
+    if (closed) return;
+    const hold = busy || draining;
+    if (hold !== paused) {
+      paused = hold;
+      if (hold) conn.pause();
+      else conn.resume();
+    }
+    if (!hold && ended && buf.length < 10) conn.close();
+  };
+
   const send = (rsp: Uint8Array) => {
     if (closed) return;
     traceWire('SWTPM_IO_Write', rsp);
-    conn.write(rsp);
+    if (!conn.write(rsp)) draining = true;
     if (opts.disconnect) conn.close();
   };
 
   const pump = (flushFirst: boolean) => {
-    let flush = flushFirst;
-    while (!busy && !closed && buf.length >= 10) {
+    let flush = flushFirst || ended;
+    while (!busy && !draining && !closed && buf.length >= 10) {
       const n = unitLength(buf, opts.allowPrefix);
       if (n !== undefined && buf.length < n && !flush) {
         timer ??= setTimeout(() => {
           timer = undefined;
           pump(true);
         }, wait);
-        return;
+        break;
       }
-      flush = false;
+      flush = ended;
       if (timer !== undefined) {
         clearTimeout(timer);
         timer = undefined;
@@ -70,16 +93,28 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
             conn.close();
           },
         );
-        return;
+        break;
       }
       send(r);
     }
+    flow();
   };
 
   conn.onData = (chunk, fds) => {
     for (const fd of fds) closeSync(fd);
+    // Only the unanswered rest of one read is ever kept (at most one chunk plus one
+    // command), since reading stops while anything is pending.
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
     pump(false);
+  };
+  conn.onDrain = () => {
+    if (!draining) return;
+    draining = false;
+    pump(false);
+  };
+  conn.onEnd = () => {
+    ended = true;
+    pump(true);
   };
   conn.onClose = () => {
     closed = true;

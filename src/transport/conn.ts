@@ -2,16 +2,31 @@
  * A byte connection as the session layer sees it: chunks in (each one read, with any
  * fds that rode along), whole buffers out. Transports implement it; they know nothing
  * of the protocol.
+ *
+ * Flow control is the session's job: it pauses the connection while a command runs or
+ * a response is unsent (write() returned false, until onDrain), so a peer that writes
+ * without reading leaves its bytes in the kernel, not in this process.
  */
 export interface Conn {
-  /** Sends the whole buffer as one write (swtpm answers with one write/writev). */
-  write(buf: Uint8Array): void;
-  /** Closes this connection; `onClose` fires once. */
+  /**
+   * Sends the whole buffer as one write (swtpm answers with one write/writev). Returns
+   * false when bytes are still queued here: the caller waits for `onDrain`.
+   */
+  write(buf: Uint8Array): boolean;
+  /** Flushes what was written, then closes this connection; `onClose` fires once. */
   close(): void;
-  /** Stops or restarts delivery of chunks (back-pressure while a command runs). */
+  /** Stops or restarts delivery of chunks (back-pressure). */
   pause(): void;
   resume(): void;
   onData: (chunk: Buffer, fds: readonly number[]) => void;
+  /**
+   * The peer sends nothing more (half-close: shutdown(SHUT_WR)) but may still read.
+   * Delivered only while not paused, after every chunk before it. The session answers
+   * what it received, then calls close(). Default: close().
+   */
+  onEnd: () => void;
+  /** Everything written so far has been handed to the kernel. */
+  onDrain: () => void;
   onClose: () => void;
   /** For logs. */
   readonly peer: string;

@@ -40,6 +40,13 @@ export interface FdChannelOptions {
   onMessage?: (msg: Message, ch: FdChannel) => void | Promise<void>;
   /** Called once when the channel closes; `err` is set for 'error'. */
   onClose?: (reason: CloseReason, err: Error | undefined, ch: FdChannel) => void;
+  /**
+   * A stream peer half-closed (a 0-byte read): with this handler the channel stops
+   * reading but stays open for writes until close() or end(), so a peer that sent its
+   * request and then shutdown(SHUT_WR) still gets the answer. Without it the channel
+   * closes ('hangup').
+   */
+  onEnd?: (ch: FdChannel) => void;
 }
 
 export type PollHandle = {
@@ -112,6 +119,11 @@ export class FdChannel {
   private readonly mb: L.MsgBuffer;
   private readonly onMessage: FdChannelOptions['onMessage'];
   private readonly onClose: FdChannelOptions['onClose'];
+  private readonly onEnd: FdChannelOptions['onEnd'];
+  /** The peer half-closed; nothing more is read. */
+  private eof = false;
+  /** end() was called: close once the write queue is empty. */
+  private ending = false;
   private poll: PollHandle | undefined;
   private polling = ''; // events the poll handle is started with: '', 'r', 'w', 'rw'
   private wantWrite = false;
@@ -133,11 +145,17 @@ export class FdChannel {
     this.mb = new L.MsgBuffer(opts.bufferSize ?? 4104, opts.maxFds ?? 8);
     this.onMessage = opts.onMessage;
     this.onClose = opts.onClose;
+    this.onEnd = opts.onEnd;
     this.update();
   }
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  /** Bytes from write() are still waiting for room in the socket buffer. */
+  get writePending(): boolean {
+    return this.writes.length > 0;
   }
 
   /**
@@ -146,7 +164,7 @@ export class FdChannel {
    * One read at a time; while it is pending, onMessage is not called.
    */
   read(timeoutMs?: number): Promise<Message | null> {
-    if (this.isClosed) return Promise.resolve(null);
+    if (this.isClosed || this.eof) return Promise.resolve(null);
     if (this.reader) return Promise.reject(new Error('read() already pending'));
     return new Promise((resolve) => {
       this.reader = resolve;
@@ -186,6 +204,12 @@ export class FdChannel {
     this.finish('local', undefined);
   }
 
+  /** Closes the fd once every queued write went out (or failed). */
+  end(): void {
+    this.ending = true;
+    if (this.writes.length === 0) this.close();
+  }
+
   private settleRead(m: Message | null): void {
     const r = this.reader;
     if (!r) return;
@@ -197,6 +221,7 @@ export class FdChannel {
   }
 
   private wantsRead(): boolean {
+    if (this.eof) return false;
     return (
       this.reader !== undefined || (this.onMessage !== undefined && !this.busy && !this.paused)
     );
@@ -249,7 +274,14 @@ export class FdChannel {
     // the end of the connection, so an empty datagram closes the channel too.
     if (r.n === 0) {
       for (const fd of r.fds) L.close(fd);
-      this.finish('hangup', undefined);
+      if (this.kind !== 'stream' || this.onEnd === undefined) {
+        this.finish('hangup', undefined);
+        return;
+      }
+      this.eof = true;
+      this.settleRead(null);
+      this.update();
+      this.onEnd(this);
       return;
     }
     const msg: Message = { data: this.mb.data(r.n), fds: r.fds, ctrunc: r.ctrunc, trunc: r.trunc };
@@ -302,6 +334,10 @@ export class FdChannel {
       }
       this.writes.shift();
       w.resolve();
+    }
+    if (this.ending && this.writes.length === 0) {
+      this.close();
+      return;
     }
     if (this.wantWrite) {
       this.wantWrite = false;

@@ -32,6 +32,7 @@ export const MSG_DONTWAIT = 0x40;
 export const MSG_NOSIGNAL = 0x4000;
 /** Received fds get FD_CLOEXEC atomically, so a spawned child never inherits them. */
 export const MSG_CMSG_CLOEXEC = 0x40000000;
+export const F_DUPFD_CLOEXEC = 1030;
 export const F_GETFD = 1;
 export const F_SETFD = 2;
 export const F_GETFL = 3;
@@ -177,6 +178,10 @@ export const shutdown = (fd: number, how: number): number =>
 export function close(fd: number): void {
   if (Number(lib().close(fd)) < 0) throw new SysError('close', lib().koffi.errno());
 }
+
+/** A close-on-exec duplicate of `fd` (F_DUPFD_CLOEXEC), numbered 3 or above. */
+export const dupCloexec = (fd: number): number =>
+  sys('fcntl', false, () => lib().fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3));
 
 export function setNonBlocking(fd: number): void {
   const fl = sys('fcntl', false, () => lib().fcntl(fd, F_GETFL));

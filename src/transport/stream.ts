@@ -1,8 +1,13 @@
-import { chmodSync, chownSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { Acceptor, bindUnixSocket, unlinkQuiet } from './acceptor.js';
 import { type Conn, type ConnServer, noop } from './conn.js';
+import * as L from './libc.js';
 
-/** Wraps a connected node:net socket (TCP, Unix, or an fd) as a Conn. */
+/**
+ * Wraps a connected node:net socket (TCP, Unix, a tty, or an fd) as a Conn. Create the
+ * socket with `allowHalfOpen: true`: a peer's shutdown(SHUT_WR) then becomes `onEnd`
+ * and the answer can still be written.
+ */
 export function socketConn(sock: net.Socket, peer: string, onGone: () => void = noop): Conn {
   sock.setNoDelay?.(true);
   let closed = false;
@@ -10,8 +15,10 @@ export function socketConn(sock: net.Socket, peer: string, onGone: () => void = 
     peer,
     onData: noop,
     onClose: noop,
+    onDrain: noop,
+    onEnd: () => conn.close(),
     write(buf) {
-      if (!closed) sock.write(buf);
+      return closed || sock.write(buf);
     },
     close() {
       if (closed) return;
@@ -26,6 +33,11 @@ export function socketConn(sock: net.Socket, peer: string, onGone: () => void = 
     resume: () => sock.resume(),
   };
   sock.on('data', (chunk: Buffer) => conn.onData(chunk, []));
+  sock.on('drain', () => conn.onDrain());
+  // A paused socket emits 'end' only after every chunk before it was delivered.
+  sock.on('end', () => {
+    if (!closed) conn.onEnd();
+  });
   const gone = () => {
     if (closed) return;
     closed = true;
@@ -33,11 +45,13 @@ export function socketConn(sock: net.Socket, peer: string, onGone: () => void = 
     conn.onClose();
     onGone();
   };
-  sock.on('end', gone);
   sock.on('close', gone);
   sock.on('error', gone);
   return conn;
 }
+
+/** A connected socket fd as a half-open-capable node:net socket. */
+export const fdSocket = (fd: number): net.Socket => new net.Socket({ fd, allowHalfOpen: true });
 
 export interface ListenOptions {
   /** TCP: port (0 = any) and bind address; Unix: path, mode, uid, gid. */
@@ -52,75 +66,76 @@ export interface ListenOptions {
 }
 
 /**
- * A listening socket that serves one client at a time, like swtpm: later clients are
- * accepted by the kernel but get no service (they are paused, not dropped) until the
- * current one is gone; then their already-sent bytes are processed.
+ * A listening TCP socket of node:net, taken over as a plain fd: Node binds it (address
+ * parsing, SO_REUSEADDR, IPv6) and we keep a duplicate after closing Node's handle,
+ * which would otherwise accept every client at once. Returns the fd and the port.
+ */
+async function tcpListenFd(port: number, host: string): Promise<{ fd: number; port: number }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host, backlog: 1 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const handleFd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  const fd = L.dupCloexec(handleFd);
+  const a = server.address() as net.AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return { fd, port: a.port };
+}
+
+/**
+ * A listening socket that serves one client at a time, like swtpm: it accepts the
+ * next client only when the current one is gone, so waiting clients stay in the
+ * kernel's backlog (listen backlog 1) and the process holds no fd for them; their
+ * already-sent bytes are read once they are accepted.
  */
 export async function listen(opts: ListenOptions): Promise<ConnServer> {
-  const waiting: net.Socket[] = [];
+  let fd: number;
+  let address: string;
+  if (opts.fd !== undefined) {
+    fd = opts.fd;
+    address = `fd ${fd}`;
+  } else if (opts.path !== undefined) {
+    fd = bindUnixSocket(opts.path, { mode: opts.mode, uid: opts.uid, gid: opts.gid });
+    address = opts.path;
+  } else {
+    const t = await tcpListenFd(opts.port ?? 0, opts.host ?? '127.0.0.1');
+    fd = t.fd;
+    address = String(t.port);
+  }
   let current: Conn | undefined;
-  const server = net.createServer({ pauseOnConnect: true, noDelay: true });
+  const acc = new Acceptor(fd, (client) => {
+    let sock: net.Socket;
+    try {
+      sock = fdSocket(client);
+    } catch {
+      L.close(client);
+      acc.next();
+      return;
+    }
+    current = socketConn(sock, sock.remoteAddress ?? opts.path ?? 'fd', () => {
+      current = undefined;
+      setImmediate(() => acc.next());
+    });
+    cs.onConn(current);
+  });
   const cs: ConnServer = {
     onConn: noop,
-    address: '',
+    address,
     close() {
-      server.close();
-      for (const s of waiting) s.destroy();
+      acc.close();
       // swtpm's main loop ends with its clients: they see EOF, the process can exit.
       current?.close();
       if (opts.path !== undefined) {
         try {
-          unlinkSync(opts.path);
+          unlinkQuiet(opts.path);
         } catch {}
       }
     },
   };
-  const next = () => {
-    if (current !== undefined) return;
-    const sock = waiting.shift();
-    if (sock === undefined) return;
-    if (sock.destroyed) return next();
-    sock.removeAllListeners('close');
-    const conn = socketConn(sock, sock.remoteAddress ?? opts.path ?? 'fd', () => {
-      current = undefined;
-      setImmediate(next);
-    });
-    current = conn;
-    cs.onConn(conn);
-    sock.resume();
-  };
-  server.on('connection', (sock) => {
-    sock.on('close', () => {
-      const i = waiting.indexOf(sock);
-      if (i >= 0) waiting.splice(i, 1);
-    });
-    waiting.push(sock);
-    next();
-  });
-  if (opts.path !== undefined) {
-    try {
-      unlinkSync(opts.path);
-    } catch {}
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const done = () => {
-      server.off('error', reject);
-      resolve();
-    };
-    if (opts.fd !== undefined) server.listen({ fd: opts.fd }, done);
-    else if (opts.path !== undefined) server.listen({ path: opts.path, backlog: 1 }, done);
-    else server.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1', backlog: 1 }, done);
-  });
-  if (opts.path !== undefined) {
-    chmodSync(opts.path, opts.mode ?? 0o770);
-    if (opts.uid !== undefined || opts.gid !== undefined) {
-      chownSync(opts.path, opts.uid ?? -1, opts.gid ?? -1);
-    }
-  }
-  const a = server.address();
-  Object.defineProperty(cs, 'address', {
-    value: typeof a === 'string' ? a : a === null ? '' : String(a.port),
-  });
+  acc.next();
   return cs;
 }

@@ -9,21 +9,32 @@ import { UnixServer, type UnixServerOptions } from './unix-server.js';
 
 /** A Conn whose calls go to the channel `get()` returns (once it exists). */
 function connOf(peer: string, get: () => FdChannel | undefined): Conn {
-  return {
+  const conn: Conn = {
     peer,
     onData: noop,
     onClose: noop,
-    // A failed write closes the channel, which reports through onClose.
-    write: (buf) => void get()?.write(buf).catch(noop),
-    close: () => get()?.close(),
+    onDrain: noop,
+    onEnd: () => conn.close(),
+    write: (buf) => {
+      const ch = get();
+      if (ch === undefined) return true;
+      // A failed write closes the channel, which reports through onClose.
+      ch.write(buf).then(() => {
+        if (!ch.writePending) conn.onDrain();
+      }, noop);
+      return !ch.writePending;
+    },
+    close: () => get()?.end(),
     pause: () => get()?.pause(),
     resume: () => get()?.resume(),
   };
+  return conn;
 }
 
 /**
  * Wraps a connected socket fd (owned from now on) as a Conn: one chunk per recvmsg,
  * so a datagram is one chunk. `bufferSize` 4105 is swtpm's data buffer (4096 + 9).
+ * Throws (and leaves `fd` open) when `fd` is not a socket.
  *
  * @example
  * const data = fdConn(msg.fds[0], { bufferSize: 4105 }); // after CMD_SET_DATAFD
@@ -31,13 +42,14 @@ function connOf(peer: string, get: () => FdChannel | undefined): Conn {
  */
 export function fdConn(
   fd: number,
-  opts: Omit<FdChannelOptions, 'onMessage' | 'onClose'> = {},
+  opts: Omit<FdChannelOptions, 'onMessage' | 'onClose' | 'onEnd'> = {},
 ): Conn {
   const conn = connOf(`fd ${fd}`, () => ch); // called only after `ch` exists
   const ch = new FdChannel(fd, {
     ...opts,
     onMessage: (m) => conn.onData(m.data, m.fds),
     onClose: () => conn.onClose(),
+    onEnd: () => conn.onEnd(),
   });
   return conn;
 }
@@ -48,7 +60,7 @@ export function fdConn(
  * reported from the event loop, or from a microtask for `clientFd`).
  */
 export function unixConnServer(
-  opts: Omit<UnixServerOptions, 'onMessage' | 'onConnection' | 'onClose'>,
+  opts: Omit<UnixServerOptions, 'onMessage' | 'onConnection' | 'onClose' | 'onEnd'>,
 ): ConnServer {
   let conn: Conn | undefined;
   let chan: FdChannel | undefined;
@@ -66,6 +78,9 @@ export function unixConnServer(
     },
     onMessage: (m, ch) => {
       if (ch === chan) conn?.onData(m.data, m.fds);
+    },
+    onEnd: (ch) => {
+      if (ch === chan) conn?.onEnd();
     },
     onClose: (_r, _e, ch) => {
       if (ch !== chan) return;

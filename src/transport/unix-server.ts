@@ -8,7 +8,7 @@
  * Each client is an {@link FdChannel}: one recvmsg per readiness event (4104 bytes by
  * default, swtpm's control buffer), SCM_RIGHTS fds delivered with the bytes.
  */
-import { chmodSync, chownSync, unlinkSync } from 'node:fs';
+import { bindUnixSocket, unlinkQuiet } from './acceptor.js';
 import {
   type CloseReason,
   FdChannel,
@@ -42,6 +42,8 @@ export interface UnixServerOptions {
   onConnection?: (ch: FdChannel) => void;
   /** See FdChannelOptions.onMessage: while its promise is pending the client is not read. */
   onMessage: (msg: Message, ch: FdChannel) => void | Promise<void>;
+  /** The client half-closed; see FdChannelOptions.onEnd. */
+  onEnd?: (ch: FdChannel) => void;
   /** The client is gone; the listener (if any) is polled again after this returns. */
   onClose?: (reason: CloseReason, err: Error | undefined, ch: FdChannel) => void;
   /** accept() failed (e.g. EMFILE); accepting resumes after 100 ms. */
@@ -120,20 +122,8 @@ export class UnixServer {
   }
 
   private bindPath(path: string): number {
-    const fd = L.socket(L.SOCK_STREAM);
-    try {
-      unlinkQuiet(path); // swtpm unlinks whatever is there before bind()
-      L.bind(fd, path);
-      chmodSync(path, this.opts.mode ?? 0o770);
-      if (this.opts.uid !== undefined || this.opts.gid !== undefined) {
-        chownSync(path, this.opts.uid ?? -1, this.opts.gid ?? -1);
-      }
-      L.listen(fd, this.opts.backlog ?? 1);
-      return fd;
-    } catch (e) {
-      L.close(fd);
-      throw e;
-    }
+    const o = this.opts;
+    return bindUnixSocket(path, { mode: o.mode, uid: o.uid, gid: o.gid, backlog: o.backlog });
   }
 
   /** The listener is watched only while no client is connected. */
@@ -178,6 +168,7 @@ export class UnixServer {
     };
     if (o.bufferSize !== undefined) chOpts.bufferSize = o.bufferSize;
     if (o.maxFds !== undefined) chOpts.maxFds = o.maxFds;
+    if (o.onEnd !== undefined) chOpts.onEnd = o.onEnd;
     let ch: FdChannel;
     try {
       ch = new FdChannel(fd, chOpts);
@@ -187,14 +178,6 @@ export class UnixServer {
     }
     this.current = ch;
     return ch;
-  }
-}
-
-function unlinkQuiet(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
 }
 

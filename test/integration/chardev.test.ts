@@ -18,3 +18,14 @@ test('chardev on a pty serves TPM commands and exits after SHUTDOWN', async () =
     assert.equal(theirs.stdout, WANT);
   }
 });
+
+const SLOW = fileURLToPath(new URL('../../../test/fixtures/chardev-pty-slow.py', import.meta.url));
+
+// 3000 responses of 60 bytes are far more than a pty holds: the server's writes meet
+// a full pty (EAGAIN on its non-blocking fd) and must wait for the reader.
+test('chardev on a pty whose peer does not read for a while keeps serving', async () => {
+  const ours = await run('python3', [SLOW, '3000', process.execPath, TSWTPM_BIN, 'chardev'], {
+    timeoutMs: 90000,
+  });
+  assert.equal(ours.stdout, 'alive true\nresponses 3000\nshutdown 00000000\nexit 0\n', ours.stderr);
+});
