@@ -122,10 +122,9 @@ export class Device {
       return TPM_FAIL;
     }
     if (!this.setProfile()) return TPM_FAIL;
-    let rc = this.engine.start(opts.version);
-    if (rc !== TPM_SUCCESS && this.restoreBackup()) rc = this.engine.start(opts.version);
+    const rc = this.startEngine();
     if (rc !== TPM_SUCCESS) {
-      this.lastStorageError = this.engine.lastCallbackError ?? this.rejectedState();
+      this.lastStorageError ??= this.engine.lastCallbackError ?? this.rejectedState();
       this.engine.stop();
       this.report(`Could not start the TPM (result 0x${rc.toString(16)})`);
       return rc;
@@ -164,22 +163,66 @@ export class Device {
   }
 
   /**
-   * With `--tpmstate ...,backup`, a permall libtpms rejected is set aside as
-   * `<permall>.bad` (never deleted) and the backup is put in its place (swtpm master
-   * retries MainInit once with the backup).
+   * MainInit, and with `--tpmstate ...,backup` (swtpm master) once more from the
+   * backup when the permall is missing or libtpms rejected it. Only a start that
+   * succeeds from the backup changes files (the backup becomes the permall, the
+   * rejected one is kept as `.bad`); a failed one leaves them exactly as they were.
    */
-  private restoreBackup(): boolean {
+  private startEngine(): number {
+    const v = this.opts.version;
     const backend = this.opts.storage.backend;
-    if (backend.backupEnabled !== true || backend.restoreBackup === undefined) return false;
+    if (backend.backupEnabled !== true || backend.beginFromBackup === undefined) {
+      return this.engine.start(v);
+    }
+    if (
+      this.permallMissing() &&
+      this.beginFromBackup('The TPM state has no permall; starting from its backup')
+    ) {
+      return this.startFromBackup();
+    }
+    const rc = this.engine.start(v);
+    if (rc === TPM_SUCCESS) return rc;
+    const why = this.engine.lastCallbackError ?? this.rejectedState();
+    if (!this.beginFromBackup('The TPM state could not be loaded; retrying with its backup', why)) {
+      return rc;
+    }
+    return this.startFromBackup();
+  }
+
+  private permallMissing(): boolean {
     try {
-      if (!backend.restoreBackup(this.opts.version)) return false;
+      return this.opts.storage.backend.read(this.opts.version, 'permall') === undefined;
+    } catch {
+      return false; // unreadable: MainInit reports it
+    }
+  }
+
+  private beginFromBackup(what: string, why?: unknown): boolean {
+    const backend = this.opts.storage.backend;
+    try {
+      if (backend.beginFromBackup?.(this.opts.version) !== true) return false;
     } catch (err) {
-      this.report(`Could not restore the state backup: ${(err as Error).message}`);
+      this.lastStorageError = err;
+      this.report('Could not read the state backup');
       return false;
     }
-    this.report('The TPM state could not be loaded; retrying with its backup');
+    this.lastStorageError = why;
+    this.report(what);
     this.lastStorageError = undefined;
     return true;
+  }
+
+  private startFromBackup(): number {
+    let rc = this.engine.start(this.opts.version);
+    try {
+      this.opts.storage.backend.endFromBackup?.(rc === TPM_SUCCESS);
+    } catch (err) {
+      // The backup could not be made the permall: do not run on state that is not stored.
+      this.engine.stop();
+      this.lastStorageError = err;
+      rc = TPM_FAIL;
+    }
+    return rc;
   }
 
   /**
