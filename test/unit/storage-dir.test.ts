@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import {
   chmodSync,
+  closeSync,
   existsSync,
   linkSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   readdirSync,
   readlinkSync,
@@ -174,7 +176,20 @@ describe('DirBackend', () => {
     b.close();
   });
 
-  it('holds .lock open while locked (fcntl locks are per process, so re-locking succeeds)', () => {
+  it('the lock belongs to its own fd: closing another fd of .lock keeps it (OFD lock)', () => {
+    const d = freshDir();
+    const a = new DirBackend(d);
+    assert.equal(a.lock(0), true);
+    // A classic POSIX lock would be dropped by this close (locks belong to the process).
+    closeSync(openSync(join(d, '.lock'), 'r'));
+    const b = new DirBackend(d);
+    assert.equal(b.lock(0), false, 'a second holder in the same process is refused');
+    a.unlock();
+    assert.equal(b.lock(0), true);
+    b.close();
+  });
+
+  it('holds .lock open while locked', () => {
     const d = freshDir();
     const b = new DirBackend(d);
     assert.equal(b.locked, false);
