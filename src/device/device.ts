@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
 import { Engine } from '../engine/engine.js';
-import { shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
+import { TPM2_CC, TPM_ORD, shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
 import {
   TPM2_CC_SHUTDOWN,
   TPM2_SU_CLEAR,
@@ -299,6 +299,7 @@ export class Device {
       const cmd = shutdown2(su);
       traceInternal('SWTPM_IO_Read', cmd);
       const r = this.engine.execute(cmd);
+      this.reportStorageFailure(TPM2_CC_SHUTDOWN);
       if (r instanceof Promise) return undefined;
       traceInternal('SWTPM_IO_Write', r);
       return responseCode(r);
@@ -363,15 +364,31 @@ export class Device {
     if (!this.ensureLocked()) return errorResponse(v, v === '2.0' ? TPM_RC_FAILURE : TPM_FAIL);
     this.lastOrdinal = ordinal;
     const r = this.engine.execute(cmd);
-    if (!tpmCommandChannel.hasSubscribers) return r;
     if (r instanceof Promise) {
       return r.then((rsp) => {
-        tpmCommandChannel.publish({ ordinal, rc: responseCode(rsp), long: true });
+        this.reportStorageFailure(ordinal);
+        if (tpmCommandChannel.hasSubscribers) {
+          tpmCommandChannel.publish({ ordinal, rc: responseCode(rsp), long: true });
+        }
         return rsp;
       });
     }
-    tpmCommandChannel.publish({ ordinal, rc: responseCode(r), long: false });
+    this.reportStorageFailure(ordinal);
+    if (tpmCommandChannel.hasSubscribers) {
+      tpmCommandChannel.publish({ ordinal, rc: responseCode(r), long: false });
+    }
     return r;
+  }
+
+  /**
+   * libtpms only sees TPM_FAIL from a failed NV write (and enters failure mode): the
+   * reason (file, operation, errno) is reported here, once per failed write.
+   */
+  private reportStorageFailure(ordinal: number): void {
+    const err = this.engine.lastCallbackError;
+    if (err === undefined) return;
+    this.lastStorageError = err;
+    this.report(`${commandName(this.opts.version, ordinal)} could not save the TPM state`);
   }
 
   /** Vendor ordinal 0x20001000 (§3.4), answered by swtpm itself. */
@@ -397,4 +414,13 @@ export class Device {
     this.stopTpm();
     this.opts.storage.backend.close();
   }
+}
+
+/** "TPM2_NV_Write (0x137)" for the commands we have names for, else the hex code. */
+function commandName(version: DeviceOptions['version'], ordinal: number): string {
+  const names: Record<string, number> = version === '2.0' ? TPM2_CC : TPM_ORD;
+  const prefix = version === '2.0' ? 'TPM2_' : 'TPM_';
+  const name = Object.keys(names).find((k) => names[k] === ordinal);
+  const hex = `0x${ordinal.toString(16)}`;
+  return name === undefined ? `TPM command ${hex}` : `${prefix}${name} (${hex})`;
 }
