@@ -126,7 +126,8 @@ export class DirBackend implements StateBackend {
   /**
    * Ends a start from the backup. `ok`: the backup becomes the permall, the permall it
    * replaces (libtpms rejected it) is kept as `<permall>.bad`. Not ok: the files stay
-   * exactly as they were.
+   * exactly as they were, unless libtpms wrote the permall during the failed start:
+   * then the backup was adopted before that write, and nothing is lost.
    */
   endFromBackup(ok: boolean): void {
     if (this.#fromBackup === undefined) return;
