@@ -105,6 +105,7 @@ const handlers: Handlers = {
       return ok;
     } catch (err) {
       dev.lastStorageError = err;
+      dev.report('CMD_STORE_VOLATILE failed');
       return fail(TPM_FAIL);
     }
   },

@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
 import { Engine } from '../engine/engine.js';
-import { shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
+import { TPM2_CC, TPM_ORD, shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
 import {
   TPM2_CC_SHUTDOWN,
   TPM2_SU_CLEAR,
@@ -122,10 +122,9 @@ export class Device {
       return TPM_FAIL;
     }
     if (!this.setProfile()) return TPM_FAIL;
-    let rc = this.engine.start(opts.version);
-    if (rc !== TPM_SUCCESS && this.restoreBackup()) rc = this.engine.start(opts.version);
+    const rc = this.startEngine();
     if (rc !== TPM_SUCCESS) {
-      this.lastStorageError = this.engine.lastCallbackError ?? this.rejectedState();
+      this.lastStorageError ??= this.engine.lastCallbackError ?? this.rejectedState();
       this.engine.stop();
       this.report(`Could not start the TPM (result 0x${rc.toString(16)})`);
       return rc;
@@ -164,22 +163,66 @@ export class Device {
   }
 
   /**
-   * With `--tpmstate ...,backup`, a permall libtpms rejected is set aside as
-   * `<permall>.bad` (never deleted) and the backup is put in its place (swtpm master
-   * retries MainInit once with the backup).
+   * MainInit, and with `--tpmstate ...,backup` (swtpm master) once more from the
+   * backup when the permall is missing or libtpms rejected it. Only a start that
+   * succeeds from the backup changes files (the backup becomes the permall, the
+   * rejected one is kept as `.bad`); a failed one leaves them exactly as they were.
    */
-  private restoreBackup(): boolean {
+  private startEngine(): number {
+    const v = this.opts.version;
     const backend = this.opts.storage.backend;
-    if (backend.backupEnabled !== true || backend.restoreBackup === undefined) return false;
+    if (backend.backupEnabled !== true || backend.beginFromBackup === undefined) {
+      return this.engine.start(v);
+    }
+    if (
+      this.permallMissing() &&
+      this.beginFromBackup('The TPM state has no permall; starting from its backup')
+    ) {
+      return this.startFromBackup();
+    }
+    const rc = this.engine.start(v);
+    if (rc === TPM_SUCCESS) return rc;
+    const why = this.engine.lastCallbackError ?? this.rejectedState();
+    if (!this.beginFromBackup('The TPM state could not be loaded; retrying with its backup', why)) {
+      return rc;
+    }
+    return this.startFromBackup();
+  }
+
+  private permallMissing(): boolean {
     try {
-      if (!backend.restoreBackup(this.opts.version)) return false;
+      return this.opts.storage.backend.read(this.opts.version, 'permall') === undefined;
+    } catch {
+      return false; // unreadable: MainInit reports it
+    }
+  }
+
+  private beginFromBackup(what: string, why?: unknown): boolean {
+    const backend = this.opts.storage.backend;
+    try {
+      if (backend.beginFromBackup?.(this.opts.version) !== true) return false;
     } catch (err) {
-      this.report(`Could not restore the state backup: ${(err as Error).message}`);
+      this.lastStorageError = err;
+      this.report('Could not read the state backup');
       return false;
     }
-    this.report('The TPM state could not be loaded; retrying with its backup');
+    this.lastStorageError = why;
+    this.report(what);
     this.lastStorageError = undefined;
     return true;
+  }
+
+  private startFromBackup(): number {
+    let rc = this.engine.start(this.opts.version);
+    try {
+      this.opts.storage.backend.endFromBackup?.(rc === TPM_SUCCESS);
+    } catch (err) {
+      // The backup could not be made the permall: do not run on state that is not stored.
+      this.engine.stop();
+      this.lastStorageError = err;
+      rc = TPM_FAIL;
+    }
+    return rc;
   }
 
   /**
@@ -256,6 +299,7 @@ export class Device {
       const cmd = shutdown2(su);
       traceInternal('SWTPM_IO_Read', cmd);
       const r = this.engine.execute(cmd);
+      this.reportStorageFailure(TPM2_CC_SHUTDOWN);
       if (r instanceof Promise) return undefined;
       traceInternal('SWTPM_IO_Write', r);
       return responseCode(r);
@@ -320,15 +364,31 @@ export class Device {
     if (!this.ensureLocked()) return errorResponse(v, v === '2.0' ? TPM_RC_FAILURE : TPM_FAIL);
     this.lastOrdinal = ordinal;
     const r = this.engine.execute(cmd);
-    if (!tpmCommandChannel.hasSubscribers) return r;
     if (r instanceof Promise) {
       return r.then((rsp) => {
-        tpmCommandChannel.publish({ ordinal, rc: responseCode(rsp), long: true });
+        this.reportStorageFailure(ordinal);
+        if (tpmCommandChannel.hasSubscribers) {
+          tpmCommandChannel.publish({ ordinal, rc: responseCode(rsp), long: true });
+        }
         return rsp;
       });
     }
-    tpmCommandChannel.publish({ ordinal, rc: responseCode(r), long: false });
+    this.reportStorageFailure(ordinal);
+    if (tpmCommandChannel.hasSubscribers) {
+      tpmCommandChannel.publish({ ordinal, rc: responseCode(r), long: false });
+    }
     return r;
+  }
+
+  /**
+   * libtpms only sees TPM_FAIL from a failed NV write (and enters failure mode): the
+   * reason (file, operation, errno) is reported here, once per failed write.
+   */
+  private reportStorageFailure(ordinal: number): void {
+    const err = this.engine.lastCallbackError;
+    if (err === undefined) return;
+    this.lastStorageError = err;
+    this.report(`${commandName(this.opts.version, ordinal)} could not save the TPM state`);
   }
 
   /** Vendor ordinal 0x20001000 (§3.4), answered by swtpm itself. */
@@ -354,4 +414,13 @@ export class Device {
     this.stopTpm();
     this.opts.storage.backend.close();
   }
+}
+
+/** "TPM2_NV_Write (0x137)" for the commands we have names for, else the hex code. */
+function commandName(version: DeviceOptions['version'], ordinal: number): string {
+  const names: Record<string, number> = version === '2.0' ? TPM2_CC : TPM_ORD;
+  const prefix = version === '2.0' ? 'TPM2_' : 'TPM_';
+  const name = Object.keys(names).find((k) => names[k] === ordinal);
+  const hex = `0x${ordinal.toString(16)}`;
+  return name === undefined ? `TPM command ${hex}` : `${prefix}${name} (${hex})`;
 }

@@ -1,17 +1,19 @@
-import {
-  constants,
-  closeSync,
-  fchmodSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StateName, TpmVersion } from '../engine/types.js';
-import { StorageError, type StorageErrorCode, describeFsError, errnoCode } from './errors.js';
+import type { WriteStepHook } from './crash-hook.js';
+import {
+  FdReserve,
+  type TempWrite,
+  attempt,
+  fsyncDir,
+  ioError,
+  linkOrCopy,
+  readOptional,
+  tryUnlink,
+  writeTemp,
+} from './dir-io.js';
+import { errnoCode } from './errors.js';
 import { LockFile } from './lock.js';
 import { stateFileName, tempFileName } from './names.js';
 import type { StateBackend } from './types.js';
@@ -28,15 +30,16 @@ export interface DirBackendOptions {
   readonly fsync?: boolean | undefined;
   /** `backup` (swtpm master): keep the previous permall as `<permall>.bak`. */
   readonly backup?: boolean | undefined;
+  /** Test-only crash injection (crash-hook.ts); undefined in normal operation. */
+  readonly onWriteStep?: WriteStepHook | undefined;
 }
-
-const WRITE_FLAGS =
-  constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
 
 /**
  * swtpm's directory backend (`dir=D`, `backend-uri=dir://D`): one file per blob
- * (`tpm2-00.permall`, …), each write to `TMP2-00.<name>` then rename(). The directory
- * is never created.
+ * (`tpm2-00.permall`, …), each write to a new `TMP2-00.<name>` then rename(). With
+ * `backup`, the permall being replaced first gets a second name `<permall>.bak`
+ * (link + rename), so a valid permall exists at every instant. The directory is never
+ * created.
  *
  * @example
  * const b = new DirBackend('/var/lib/tpm');
@@ -48,6 +51,9 @@ export class DirBackend implements StateBackend {
   readonly dir: string;
   readonly #opts: DirBackendOptions;
   readonly #lock: LockFile;
+  readonly #reserve = new FdReserve();
+  /** While a start runs from the backup: its bytes, served as the permall. */
+  #fromBackup: { version: TpmVersion; bytes: Uint8Array } | undefined;
 
   constructor(dir: string, opts: DirBackendOptions = {}) {
     this.dir = dir;
@@ -67,23 +73,31 @@ export class DirBackend implements StateBackend {
   }
 
   read(version: TpmVersion, name: StateName): Uint8Array | undefined {
-    return readOptional(this.path(version, name));
+    const b = this.#fromBackup;
+    if (b !== undefined && b.version === version && name === 'permall') return b.bytes.slice();
+    return readOptional(this.path(version, name), this.#reserve);
   }
 
   write(version: TpmVersion, name: StateName, data: Uint8Array): void {
+    // libtpms writes the permall while it starts from the backup: make the backup
+    // the permall first, so the rejected file is kept and never becomes the .bak.
+    if (name === 'permall' && this.#fromBackup?.version === version) this.#adoptBackup();
     const file = this.path(version, name);
     const tmp = join(this.dir, tempFileName(version, name));
-    this.#writeFile(tmp, data, file);
+    const w = this.#temp(`could not store ${stateFileName(version, name)} in ${this.uri}`, name);
+    writeTemp(tmp, data, w);
     try {
-      if (this.#opts.backup === true && name === 'permall') {
-        renameIfExists(file, `${file}.bak`);
-      }
-      renameSync(tmp, file);
+      if (this.#opts.backup === true && name === 'permall') this.#keepAs(file, `${file}.bak`, w);
+      attempt('WRITE_FAILED', w.what, 'rename', tmp, () => renameSync(tmp, file));
     } catch (e) {
       tryUnlink(tmp);
-      throw fsError('WRITE_FAILED', `could not rename ${tmp} to ${file}`, file, e);
+      throw e;
     }
-    if (this.#opts.fsync === true) this.#fsyncDir();
+    w.step('renamed');
+    if (this.#opts.fsync === true) {
+      fsyncDir(this.dir, this.#reserve, w.what);
+      w.step('dir-synced');
+    }
   }
 
   delete(version: TpmVersion, name: StateName): boolean {
@@ -93,31 +107,32 @@ export class DirBackend implements StateBackend {
       return true;
     } catch (e) {
       if (errnoCode(e) === 'ENOENT') return false;
-      throw fsError('DELETE_FAILED', `could not delete ${file}`, file, e);
+      const what = `could not delete ${stateFileName(version, name)} in ${this.uri}`;
+      throw ioError('DELETE_FAILED', what, 'unlink', file, e);
     }
   }
 
   /**
-   * With `backup`: puts `<permall>.bak` back as the permall (through `<permall>.tmp`),
-   * for when the current permall is missing or libtpms rejected it. The .bak is kept,
-   * and so is the rejected permall, as `<permall>.bad`: state is never thrown away.
-   * Returns false when there is no backup.
+   * With `backup`: until endFromBackup(), the permall is read from `<permall>.bak`
+   * (nothing on disk changes). Returns false when there is no backup.
    */
-  restoreBackup(version: TpmVersion): boolean {
-    const file = this.path(version, 'permall');
-    const bak = readOptional(`${file}.bak`);
-    if (bak === undefined) return false;
-    const tmp = `${file}.tmp`;
-    this.#writeFile(tmp, bak, file);
-    try {
-      renameIfExists(file, `${file}.bad`);
-      renameSync(tmp, file);
-    } catch (e) {
-      tryUnlink(tmp);
-      throw fsError('WRITE_FAILED', `could not restore ${file} from its backup`, file, e);
-    }
-    if (this.#opts.fsync === true) this.#fsyncDir();
+  beginFromBackup(version: TpmVersion): boolean {
+    const bytes = readOptional(`${this.path(version, 'permall')}.bak`, this.#reserve);
+    if (bytes === undefined) return false;
+    this.#fromBackup = { version, bytes };
     return true;
+  }
+
+  /**
+   * Ends a start from the backup. `ok`: the backup becomes the permall, the permall it
+   * replaces (libtpms rejected it) is kept as `<permall>.bad`. Not ok: the files stay
+   * exactly as they were, unless libtpms wrote the permall during the failed start:
+   * then the backup was adopted before that write, and nothing is lost.
+   */
+  endFromBackup(ok: boolean): void {
+    if (this.#fromBackup === undefined) return;
+    if (ok) this.#adoptBackup();
+    this.#fromBackup = undefined;
   }
 
   /** With `lock=false` this always succeeds without touching `.lock`. */
@@ -136,66 +151,54 @@ export class DirBackend implements StateBackend {
 
   close(): void {
     this.#lock.unlock();
+    this.#reserve.release();
   }
 
-  #writeFile(tmp: string, data: Uint8Array, file: string): void {
-    const mode = this.#opts.mode;
-    let fd: number | undefined;
+  /** Writes the backup's bytes as the permall, keeping the one it replaces as `.bad`. */
+  #adoptBackup(): void {
+    const b = this.#fromBackup;
+    if (b === undefined) return;
+    this.#fromBackup = undefined;
+    const file = this.path(b.version, 'permall');
+    const tmp = `${file}.tmp`;
+    const w = this.#temp(
+      `could not restore ${stateFileName(b.version, 'permall')} in ${this.uri} from its backup`,
+    );
+    writeTemp(tmp, b.bytes, w);
     try {
-      fd = openSync(tmp, WRITE_FLAGS, mode ?? DEFAULT_STATE_FILE_MODE);
-      if (mode !== undefined && mode !== DEFAULT_STATE_FILE_MODE) fchmodSync(fd, mode);
-      writeFileSync(fd, data);
-      if (this.#opts.fsync === true) fsyncSync(fd);
+      this.#keepAs(file, `${file}.bad`, w);
+      attempt('WRITE_FAILED', w.what, 'rename', tmp, () => renameSync(tmp, file));
     } catch (e) {
-      if (fd !== undefined) tryUnlink(tmp);
-      throw fsError('WRITE_FAILED', `could not write ${tmp} (for ${file})`, file, e);
-    } finally {
-      if (fd !== undefined) closeSync(fd);
+      tryUnlink(tmp);
+      throw e;
     }
+    if (this.#opts.fsync === true) fsyncDir(this.dir, this.#reserve, w.what);
   }
 
-  #fsyncDir(): void {
-    let fd: number | undefined;
-    try {
-      fd = openSync(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
-      fsyncSync(fd);
-    } catch (e) {
-      throw fsError('WRITE_FAILED', `could not fsync directory ${this.dir}`, this.dir, e);
-    } finally {
-      if (fd !== undefined) closeSync(fd);
-    }
+  /**
+   * Gives `file`'s current content the name `keep` (through a temp name and rename, so
+   * `keep` is never half-written); nothing when `file` does not exist.
+   */
+  #keepAs(file: string, keep: string, w: TempWrite): void {
+    const tmp = `${keep}.tmp`;
+    if (!linkOrCopy(file, tmp, w)) return;
+    w.step('backup-linked');
+    attempt('WRITE_FAILED', w.what, 'rename', tmp, () => renameSync(tmp, keep));
+    w.step('backup-renamed');
   }
-}
 
-function readOptional(file: string): Uint8Array | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-    return new Uint8Array(readFileSync(fd));
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return undefined;
-    throw fsError('READ_FAILED', `could not read ${file}`, file, e);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-function renameIfExists(from: string, to: string): void {
-  try {
-    renameSync(from, to);
-  } catch (e) {
-    if (errnoCode(e) !== 'ENOENT') throw e;
+  #temp(what: string, name?: StateName): TempWrite {
+    const hook = this.#opts.onWriteStep;
+    let n = 0;
+    return {
+      reserve: this.#reserve,
+      mode: this.#opts.mode,
+      defaultMode: DEFAULT_STATE_FILE_MODE,
+      fsync: this.#opts.fsync === true,
+      what,
+      step: hook === undefined || name === undefined ? noStep : (label) => hook(name, ++n, label),
+    };
   }
 }
 
-function tryUnlink(file: string): void {
-  try {
-    unlinkSync(file);
-  } catch {
-    // best effort: the temp file is overwritten by the next write anyway
-  }
-}
-
-function fsError(code: StorageErrorCode, what: string, path: string, e: unknown): StorageError {
-  return new StorageError(code, `${what}: ${describeFsError(e)}`, { path, cause: e });
-}
+const noStep = (): void => {};

@@ -47,8 +47,8 @@ export function sectionSize(n: number): number {
  * swtpm's linear file backend (`backend-uri=file://PATH`): all blobs in one regular
  * file or block device behind a 192-byte header. Sections are appended at the end,
  * sized to a power of two; deleting one moves later sections forward and shrinks a
- * regular file. One fd is kept for all I/O, because closing any fd of the file would
- * drop this process' fcntl lock on it.
+ * regular file. One fd is kept for all I/O; the `lock` (an OFD lock, see lock.ts)
+ * belongs to it.
  *
  * @example
  * const b = new LinearFileBackend('/var/lib/tpm/state.img');

@@ -19,6 +19,8 @@ function koffi(): Koffi {
 // fcntl(2) and struct flock on Linux x86_64/aarch64 (glibc): short l_type, short
 // l_whence, 4 bytes padding, int64 l_start, int64 l_len, int32 l_pid, 4 bytes padding.
 const F_SETLK = 6;
+/** Open-file-description lock (Linux 3.15+, same number on every architecture). */
+const F_OFD_SETLK = 37;
 const F_WRLCK = 1;
 const F_UNLCK = 2;
 const SEEK_SET = 0;
@@ -43,22 +45,31 @@ function getLibc(): Libc {
 }
 
 /**
- * One non-blocking fcntl(F_SETLK) on the whole file. Returns false when another
- * process holds a conflicting lock (EAGAIN/EACCES); other failures throw.
- * POSIX locks belong to the process and the inode: closing *any* fd of the file in
- * this process drops them.
+ * One non-blocking write lock (or unlock) of the whole file. Returns false when
+ * another holder has a conflicting lock (EAGAIN/EACCES); other failures throw.
+ *
+ * It is an open-file-description lock (F_OFD_SETLK): it belongs to this fd's open file
+ * and ends only when that is closed. A classic POSIX lock (F_SETLK, what swtpm takes)
+ * belongs to the process and ends when the process closes *any* fd of the file, e.g.
+ * one a client passed over the control channel. Both kinds conflict with each other,
+ * so swtpm and tswtpm still exclude each other. Kernels without OFD locks (EINVAL)
+ * get the classic lock.
  */
 export function setWholeFileLock(fd: number, lock: boolean, path: string): boolean {
   const fl = Buffer.alloc(FLOCK_SIZE);
   fl.writeInt16LE(lock ? F_WRLCK : F_UNLCK, 0);
   fl.writeInt16LE(SEEK_SET, 2);
-  // l_start = l_len = 0: the whole file, however it grows
+  // l_start = l_len = 0: the whole file, however it grows; l_pid must be 0 for OFD locks
   const { fcntl } = getLibc();
-  if (fcntl(fd, F_SETLK, 'void *', fl) === 0) return true;
   const k = koffi();
-  const errno = k.errno();
+  if (fcntl(fd, F_OFD_SETLK, 'void *', fl) === 0) return true;
+  let errno = k.errno();
+  if (errno === k.os.errno.EINVAL) {
+    if (fcntl(fd, F_SETLK, 'void *', fl) === 0) return true;
+    errno = k.errno();
+  }
   if (errno === k.os.errno.EAGAIN || errno === k.os.errno.EACCES) return false;
-  throw new StorageError('LOCK_FAILED', `fcntl(F_SETLK) on ${path} failed: errno ${errno}`, {
+  throw new StorageError('LOCK_FAILED', `fcntl(F_OFD_SETLK) on ${path} failed: errno ${errno}`, {
     path,
   });
 }
@@ -92,7 +103,8 @@ export function deviceSize(fd: number): number {
 
 /**
  * swtpm's `<dir>/.lock`: created O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW mode 0660, then
- * a whole-file fcntl write lock. The fd stays open while locked; unlock() closes it.
+ * a whole-file fcntl write lock (OFD, see setWholeFileLock). The fd stays open while
+ * locked; unlock() closes it.
  *
  * @example const l = new LockFile('/var/lib/tpm/.lock'); if (!l.lock(0)) busy();
  */

@@ -22,9 +22,14 @@ export interface StateBackend {
   readonly locked: boolean;
   close(): void;
   /**
-   * `backup` (swtpm master, dir backend): puts the previous permall back after libtpms
-   * rejected the current one. Returns false when there is no backup.
+   * `backup` (swtpm master, dir backend): until endFromBackup(), the permall is read
+   * from the backup instead (nothing on disk changes). False when there is no backup.
    */
-  restoreBackup?(version: TpmVersion): boolean;
+  beginFromBackup?(version: TpmVersion): boolean;
+  /**
+   * `ok`: the backup becomes the permall (the one it replaces is kept, never deleted).
+   * Not ok: the files stay exactly as they were.
+   */
+  endFromBackup?(ok: boolean): void;
   readonly backupEnabled?: boolean;
 }

@@ -1,3 +1,4 @@
+import { crashHookFromEnv } from './crash-hook.js';
 import { DirBackend } from './dir.js';
 import { StorageError } from './errors.js';
 import { LinearFileBackend } from './file.js';
@@ -126,6 +127,7 @@ export function openBackend(cfg: BackendConfig): StateBackend {
     lock: cfg.lock,
     backup: cfg.backup,
     fsync: cfg.fsync,
+    onWriteStep: crashHookFromEnv(),
   });
 }
 

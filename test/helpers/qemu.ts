@@ -349,7 +349,11 @@ export class Monitor {
   }
 }
 
-/** The pid holding a POSIX lock on `file`, from /proc/locks (undefined: not locked). */
+/**
+ * The pid holding a fcntl lock on `file`, from /proc/locks (undefined: not locked).
+ * A classic POSIX lock (swtpm) names its pid there; an open-file-description lock
+ * (tswtpm) shows pid -1, and its holder is the process with an fd whose fdinfo lists it.
+ */
 export function lockHolder(file: string): number | undefined {
   let st: { ino: number; dev: number };
   try {
@@ -363,10 +367,34 @@ export function lockHolder(file: string): number | undefined {
   for (const line of readFileSync('/proc/locks', 'utf8').split('\n')) {
     // "1: POSIX  ADVISORY  WRITE 18226 fe:00:2147041 0 EOF" (blocked waiters have "->")
     const f = line.trim().split(/\s+/);
-    if (f[1] !== 'POSIX') continue;
+    if (f[1] !== 'POSIX' && f[1] !== 'OFDLCK') continue;
     const [ma, mi, ino] = (f[5] ?? '').split(':');
-    if (Number(ino) === st.ino && Number.parseInt(ma ?? '', 16) === major) {
-      if (Number.parseInt(mi ?? '', 16) === minor) return Number(f[4]);
+    if (Number(ino) !== st.ino || Number.parseInt(ma ?? '', 16) !== major) continue;
+    if (Number.parseInt(mi ?? '', 16) !== minor) continue;
+    const pid = Number(f[4]);
+    return pid > 0 ? pid : ofdHolder(st.ino);
+  }
+  return undefined;
+}
+
+/** The process with an open file of inode `ino` whose fdinfo shows an OFD lock. */
+function ofdHolder(ino: number): number | undefined {
+  for (const pid of readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fdinfo`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+        if (new RegExp(`^ino:\\s+${ino}$`, 'm').test(info) && /^lock:.*OFDLCK/m.test(info)) {
+          return Number(pid);
+        }
+      } catch {
+        // the fd or the process went away
+      }
     }
   }
   return undefined;

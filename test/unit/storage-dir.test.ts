@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import {
   chmodSync,
+  closeSync,
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   readdirSync,
   readlinkSync,
@@ -26,6 +29,12 @@ function freshDir(): string {
   const d = join(root, `d${n++}`);
   mkdirSync(d);
   return d;
+}
+/** Every file in `d` with its bytes, for before/after comparisons. */
+function snapshot(d: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of readdirSync(d).sort()) out[f] = readFileSync(join(d, f)).toString('hex');
+  return out;
 }
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -94,10 +103,6 @@ describe('DirBackend', () => {
     storageError(() => b.read('2.0', 'permall'), 'READ_FAILED', 'EISDIR');
     symlinkSync(join(d, 'elsewhere'), join(d, 'tpm2-00.volatilestate'));
     storageError(() => b.read('2.0', 'volatilestate'), 'READ_FAILED', 'tpm2-00.volatilestate');
-    // O_NOFOLLOW on the temp file: a planted symlink is not followed
-    symlinkSync(join(d, 'target'), join(d, 'TMP2-00.savestate'));
-    storageError(() => b.write('2.0', 'savestate', bytes('x')), 'WRITE_FAILED', 'ELOOP');
-    assert.equal(existsSync(join(d, 'target')), false);
     if (process.getuid?.() !== 0) {
       writeFileSync(join(d, 'tpm-00.permall'), 'x');
       chmodSync(join(d, 'tpm-00.permall'), 0);
@@ -105,10 +110,10 @@ describe('DirBackend', () => {
     }
   });
 
-  it('backup keeps the previous permall and can restore it', () => {
+  it('backup keeps the previous permall; a start from it changes files only when it succeeds', () => {
     const d = freshDir();
     const b = new DirBackend(d, { backup: true, fsync: true });
-    assert.equal(b.restoreBackup('2.0'), false);
+    assert.equal(b.beginFromBackup('2.0'), false);
     b.write('2.0', 'permall', bytes('v1'));
     assert.equal(existsSync(join(d, 'tpm2-00.permall.bak')), false);
     b.write('2.0', 'permall', bytes('v2'));
@@ -116,14 +121,75 @@ describe('DirBackend', () => {
     b.write('2.0', 'volatilestate', bytes('vol'));
     b.write('2.0', 'volatilestate', bytes('vol2'));
     assert.equal(existsSync(join(d, 'tpm2-00.volatilestate.bak')), false);
-    b.delete('2.0', 'permall');
-    assert.equal(b.restoreBackup('2.0'), true);
+    const before = snapshot(d);
+    assert.equal(b.beginFromBackup('2.0'), true);
     assert.deepEqual(b.read('2.0', 'permall'), bytes('v1'));
-    assert.equal(existsSync(join(d, 'tpm2-00.permall.bak')), true);
+    b.endFromBackup(false);
+    assert.deepEqual(snapshot(d), before, 'a failed start from the backup changes nothing');
+    assert.deepEqual(b.read('2.0', 'permall'), bytes('v2'));
+    assert.equal(b.beginFromBackup('2.0'), true);
+    b.endFromBackup(true);
+    assert.deepEqual(b.read('2.0', 'permall'), bytes('v1'));
+    assert.equal(readFileSync(join(d, 'tpm2-00.permall.bad'), 'utf8'), 'v2');
+    assert.equal(readFileSync(join(d, 'tpm2-00.permall.bak'), 'utf8'), 'v1');
     assert.equal(existsSync(join(d, 'tpm2-00.permall.tmp')), false);
+    b.close();
   });
 
-  it('holds .lock open while locked (fcntl locks are per process, so re-locking succeeds)', () => {
+  it('a permall write while starting from the backup adopts the backup first', () => {
+    const d = freshDir();
+    const b = new DirBackend(d, { backup: true });
+    b.write('2.0', 'permall', bytes('v1'));
+    b.write('2.0', 'permall', bytes('v2'));
+    assert.equal(b.beginFromBackup('2.0'), true);
+    b.write('2.0', 'permall', bytes('v3'));
+    b.endFromBackup(true);
+    assert.equal(readFileSync(join(d, 'tpm2-00.permall'), 'utf8'), 'v3');
+    assert.equal(readFileSync(join(d, 'tpm2-00.permall.bak'), 'utf8'), 'v1');
+    assert.equal(readFileSync(join(d, 'tpm2-00.permall.bad'), 'utf8'), 'v2');
+    b.close();
+  });
+
+  it('never writes through a file or symlink planted at a temp name (issue 10)', () => {
+    const d = freshDir();
+    const b = new DirBackend(d, { backup: true });
+    b.write('2.0', 'permall', bytes('v1'));
+    // A symlink: before, O_NOFOLLOW made the write fail (ELOOP); now it is replaced.
+    symlinkSync(join(d, 'target'), join(d, 'TMP2-00.savestate'));
+    b.write('2.0', 'savestate', bytes('s'));
+    assert.equal(existsSync(join(d, 'target')), false);
+    assert.equal(readFileSync(join(d, 'tpm2-00.savestate'), 'utf8'), 's');
+    // A hard link to someone else's file: O_TRUNC used to write the state into it.
+    const victim = join(root, `victim${n}`);
+    writeFileSync(victim, 'precious');
+    for (const tmp of ['TMP2-00.permall', 'tpm2-00.permall.bak.tmp'])
+      linkSync(victim, join(d, tmp));
+    b.write('2.0', 'permall', bytes('v2'));
+    assert.equal(readFileSync(victim, 'utf8'), 'precious');
+    assert.equal(readFileSync(join(d, 'tpm2-00.permall'), 'utf8'), 'v2');
+    assert.equal(readFileSync(join(d, 'tpm2-00.permall.bak'), 'utf8'), 'v1');
+    assert.deepEqual(readdirSync(d).sort(), [
+      'tpm2-00.permall',
+      'tpm2-00.permall.bak',
+      'tpm2-00.savestate',
+    ]);
+    b.close();
+  });
+
+  it('the lock belongs to its own fd: closing another fd of .lock keeps it (OFD lock)', () => {
+    const d = freshDir();
+    const a = new DirBackend(d);
+    assert.equal(a.lock(0), true);
+    // A classic POSIX lock would be dropped by this close (locks belong to the process).
+    closeSync(openSync(join(d, '.lock'), 'r'));
+    const b = new DirBackend(d);
+    assert.equal(b.lock(0), false, 'a second holder in the same process is refused');
+    a.unlock();
+    assert.equal(b.lock(0), true);
+    b.close();
+  });
+
+  it('holds .lock open while locked', () => {
     const d = freshDir();
     const b = new DirBackend(d);
     assert.equal(b.locked, false);
