@@ -45,6 +45,10 @@ export interface Config {
   min?: number;
   /** `-r/--runas USER`. */
   runas?: string;
+  /** Raw `--seccomp` value; parsed after --print-capabilities (cli/sandbox-setup.ts). */
+  seccomp?: string;
+  /** `-R/--chroot DIR`. */
+  chroot?: string;
   printCapabilities: boolean;
   printStates: boolean;
   /** `--print-info N` (0.10+): TPMLIB_GetInfo flags; 0 means not given, as in swtpm. */
@@ -71,6 +75,7 @@ const COMMON: OptDef[] = [
   { long: 'migration', arg: true },
   { long: 'runas', short: 'r', arg: true },
   { long: 'seccomp', arg: true },
+  { long: 'chroot', short: 'R', arg: true },
   { long: 'print-capabilities', arg: false },
   { long: 'print-states', arg: false },
   { long: 'profile', arg: true },
@@ -322,8 +327,11 @@ function apply(cfg: Config, name: string, v: string): void {
       cfg.runas = v;
       return;
     case 'seccomp':
-      // Accepted for command-line compatibility (no seccomp profile); see docs/compat.md.
-      parseSubopts('seccomp', v, { action: 'string' });
+      // swtpm parses it only after --print-capabilities has exited.
+      cfg.seccomp = v;
+      return;
+    case 'chroot':
+      cfg.chroot = v;
       return;
     case 'vtpm-proxy':
       // Not wired yet (docs/compat.md): refused rather than silently ignored.

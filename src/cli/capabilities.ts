@@ -1,21 +1,23 @@
 import { Engine } from '../engine/engine.js';
 import type { Config } from './args.js';
+import { seccompSupported } from './sandbox-setup.js';
 
 /**
  * `--print-capabilities`: swtpm's JSON, in its exact spacing. Features are listed in
- * swtpm's order; only what tswtpm implements is claimed. `version` is the swtpm
+ * swtpm's order; only what tswtpm implements is claimed (`cmdarg-seccomp` only where
+ * libseccomp loads). `version` is the swtpm
  * release whose behaviour we follow, because libvirt compares it (docs/compat.md).
  */
 export function printCapabilities(cfg: Config): string {
   const f: string[] = ['tpm-1.2', 'tpm-2.0'];
   if (cfg.iface !== 'cuse') f.push('tpm-send-command-header');
+  f.push('flags-opt-startup', 'flags-opt-disable-auto-shutdown', 'ctrl-opt-terminate');
+  if (seccompSupported()) f.push('cmdarg-seccomp');
   f.push(
-    'flags-opt-startup',
-    'flags-opt-disable-auto-shutdown',
-    'ctrl-opt-terminate',
     'cmdarg-key-fd',
     'cmdarg-pwd-fd',
     'cmdarg-print-states',
+    'cmdarg-chroot',
     'cmdarg-migration',
     'nvram-backend-dir',
     'nvram-backend-file',

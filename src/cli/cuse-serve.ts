@@ -10,6 +10,7 @@ import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
+import { applySeccomp } from './sandbox-setup.js';
 import { openStorage } from './storage-setup.js';
 import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
@@ -73,12 +74,15 @@ export async function serveCuse(
     }
   }
 
-  const onReady = () => {
+  const onReady = async () => {
     ready = true;
     try {
       if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
+      // swtpm's CUSE order: pid file, runas, seccomp filter, then ready.
+      await applySeccomp(cfg);
     } catch (err) {
       log.error((err as Error).message);
+      process.exitCode = 1;
       void exit();
       return;
     }
@@ -93,7 +97,8 @@ export async function serveCuse(
       name,
       ...(cfg.maj !== undefined ? { devMajor: cfg.maj } : {}),
       ...(cfg.min !== undefined ? { devMinor: cfg.min } : {}),
-      onInit: () => waitForNode(path, onReady),
+      // Inside a chroot the kernel's /dev/NAME is not visible: nothing to wait for.
+      onInit: () => waitForNode(path, () => void onReady(), cfg.chroot === undefined ? 500 : 0),
       onProtocolError: (err) => log.info(2, `CUSE: ${err.message}`),
     },
   );

@@ -13,6 +13,11 @@ import { CliError } from './subopts.js';
 const DAEMON_ENV = 'TSWTPM_CUSE_DAEMON';
 const FOREGROUND_ENV = 'TSWTPM_CUSE_FOREGROUND';
 
+/** True in the process that only spawns the detached CUSE server and waits for it. */
+export function isCuseLauncher(): boolean {
+  return process.env[DAEMON_ENV] !== '1' && process.env[FOREGROUND_ENV] !== '1';
+}
+
 /**
  * `tswtpm cuse -n NAME [options]`: creates /dev/NAME and serves the PTM_* ioctls and
  * TPM commands on it until PTM_SHUTDOWN or a signal. Resolves when the process may
@@ -35,9 +40,7 @@ export async function runCuse(cfg: Config, log: Logger): Promise<void> {
   }
   const path = `/dev/${name}`;
   if (existsSync(path)) throw new CliError(`Error: A device '${path}' already exists.`);
-  if (process.env[DAEMON_ENV] !== '1' && process.env[FOREGROUND_ENV] !== '1') {
-    return daemonize(DAEMON_ENV);
-  }
+  if (isCuseLauncher()) return daemonize(DAEMON_ENV);
   // The launcher only checks and spawns; the server's modules load in the daemon.
   const { serveCuse } = await import('./cuse-serve.js');
   return serveCuse(cfg, log, name, path);

@@ -30,6 +30,11 @@ const CAPS_TPM12 = 0x17fff;
 export interface RunHooks {
   /** Handle SIGTERM/SIGINT/SIGHUP (the CLI does; an embedding process does not). */
   readonly signals?: boolean;
+  /**
+   * Runs after the TPM is started (if asked to start) and before `onReady`: the CLI
+   * installs its seccomp filter here. A throw ends the server with that error.
+   */
+  readonly beforeReady?: () => Promise<void>;
   /** Called once the channels listen and the TPM is started (if asked to start). */
   readonly onReady?: (stop: () => Promise<void>) => void;
 }
@@ -212,6 +217,14 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     }
   }
 
+  if (hooks.beforeReady !== undefined) {
+    try {
+      await hooks.beforeReady();
+    } catch (err) {
+      await exit();
+      throw err;
+    }
+  }
   hooks.onReady?.(async () => {
     await exit();
     await finished;

@@ -74,6 +74,11 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write('tswtpm: TPM 2 does not support startup deactivated.\n');
     return;
   }
+  try {
+    await sandboxStart(cfg);
+  } catch (err) {
+    return fatal(err);
+  }
   let log: Logger;
   try {
     log = new Logger(cfg.log);
@@ -92,6 +97,7 @@ export async function main(argv: string[]): Promise<void> {
       if (cfg.daemon && process.env[DAEMON_ENV] !== '1') return await daemonize(DAEMON_ENV);
       const { runServer } = await import('./server.js');
       await runServer(cfg, log, {
+        beforeReady: async () => (await import('./sandbox-setup.js')).applySeccomp(cfg),
         onReady: () => {
           if (process.env[DAEMON_ENV] === '1') notifyReady();
         },
@@ -109,6 +115,22 @@ export async function main(argv: string[]): Promise<void> {
     log.error(`Error: ${(err as Error).message}`);
     process.exitCode = 1;
   }
+}
+
+/**
+ * Checks `--seccomp` (swtpm does it after --print-capabilities) and, with `--chroot`,
+ * enters DIR before anything else is opened: the log file, pid file, sockets and
+ * state are then all inside it. A launcher (`-d`, CUSE) leaves both to its child.
+ */
+async function sandboxStart(cfg: Config): Promise<void> {
+  const sandbox = await import('./sandbox-setup.js');
+  sandbox.seccompAction(cfg.seccomp);
+  if (cfg.chroot === undefined) return;
+  const launcher =
+    cfg.iface === 'cuse'
+      ? (await import(CUSE_MODULE)).isCuseLauncher()
+      : cfg.daemon && process.env[DAEMON_ENV] !== '1';
+  if (!launcher) await sandbox.enterChroot(cfg, cfg.chroot);
 }
 
 function versionLine(): string {

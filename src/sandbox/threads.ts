@@ -1,0 +1,24 @@
+/**
+ * Makes sure a Node.js process has every thread it will ever need, before a seccomp
+ * filter that denies clone/clone3 and eventfd2 goes in.
+ *
+ * V8's platform workers exist from start-up. libuv starts all of its thread-pool
+ * threads (UV_THREADPOOL_SIZE, fixed for the life of the process) on the first
+ * queued job, and koffi's async calls run on that pool; so one awaited fs call is
+ * enough. Without it the first pool job fails under the filter, libuv aborts, and
+ * abort's tgkill is denied too.
+ */
+import { stat } from 'node:fs/promises';
+
+/** Starts libuv's thread pool. */
+export async function startThreadPool(): Promise<void> {
+  await stat('/');
+}
+
+/**
+ * Node's default SIGUSR1 action starts the inspector on a new thread, which the
+ * filter would kill. With a listener, SIGUSR1 is ignored instead (docs/compat.md).
+ */
+export function ignoreInspectorSignal(): void {
+  if (process.listenerCount('SIGUSR1') === 0) process.on('SIGUSR1', () => {});
+}
