@@ -23,6 +23,11 @@ const COMMON = `--tpm2
 --log file=<path>|fd=<fd>[,level=n][,prefix=<prefix>][,truncate]
                  : where to log ('-' disables logging); level 5 and more
                    also enables libtpms' own log
+--seccomp action=none|kill
+                 : the action of the seccomp profile when a denied syscall
+                   is made (default kill; log only logs it; none: no profile)
+-R|--chroot <dir>: chroot to <dir> first (root only); the log, pid file,
+                   sockets and state paths are then inside it
 --print-capabilities
                  : print the supported features as JSON and exit
 --print-states   : print the stored TPM states as JSON and exit

@@ -49,7 +49,7 @@ fi
 # --- system part (cached) ---------------------------------------------------------------
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo none; }
 KEY=$(printf '%s\n' "$KVER" "$(node --version)" "$(pkgver busybox-static)" "$(pkgver swtpm-tools)" \
-  "$(pkgver tpm2-tools)" "$(pkgver libtpms0)" "$(pkgver libtss2-tcti-device0)" \
+  "$(pkgver tpm2-tools)" "$(pkgver libtpms0)" "$(pkgver libtss2-tcti-device0)" "$(pkgver libseccomp2)" \
   "$(sha256sum "$0" | cut -c1-16)" | sha256sum | cut -c1-16)
 BASE=$OUT/base-$KEY.cpio
 ROOT=$(mktemp -d "$OUT/root.XXXX")
@@ -89,6 +89,8 @@ if [ ! -s "$BASE" ]; then
   MA=/usr/lib/x86_64-linux-gnu
   copy_elf "$MA/libtss2-tcti-device.so.0" "$MA/libtss2-tcti-device.so.0"
   copy_elf "$(readlink -f "$MA/libtpms.so.0")" "$MA/libtpms.so.0"
+  # dlopen()ed by the seccomp filter (src/sandbox/seccomp.ts), so ldd of node misses it
+  copy_elf "$(readlink -f "$MA/libseccomp.so.2")" "$MA/libseccomp.so.2"
   mknod -m 0600 "$ROOT/dev/console" c 5 1
   (cd "$ROOT" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) >"$BASE.tmp"
   mv "$BASE.tmp" "$BASE"

@@ -275,10 +275,17 @@ describe('command line vs Debian swtpm 0.7.1', () => {
       if (theirs !== undefined) {
         assert.equal(theirs.code, 0);
         const c = JSON.parse(theirs.stdout) as { features: string[] };
-        // Deliberate: no seccomp filter (cmdarg-seccomp) and a later swtpm version number;
-        // everything else swtpm 0.7.1 claims, we claim too.
+        // Everything swtpm 0.7.1 claims (cmdarg-seccomp included), we claim too, in
+        // swtpm's order; the 0.8+ additions (cmdarg-chroot, ...) sit where 0.10 puts them.
         const missing = c.features.filter((f) => !caps.features.includes(f));
-        assert.deepEqual(missing, ['cmdarg-seccomp']);
+        assert.deepEqual(missing, []);
+        const common = caps.features.filter((f) => c.features.includes(f));
+        assert.deepEqual(common, c.features);
+        const at = (f: string) => caps.features.indexOf(f);
+        assert.ok(at('ctrl-opt-terminate') < at('cmdarg-seccomp'));
+        assert.ok(at('cmdarg-seccomp') < at('cmdarg-key-fd'));
+        assert.equal(at('cmdarg-chroot'), at('cmdarg-print-states') + 1);
+        assert.equal(at('cmdarg-migration'), at('cmdarg-chroot') + 1);
       }
     }
   });
