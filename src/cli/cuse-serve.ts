@@ -10,7 +10,6 @@ import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
-import { applySeccomp } from './sandbox-setup.js';
 import { openStorage } from './storage-setup.js';
 import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
@@ -24,6 +23,7 @@ export async function serveCuse(
   log: Logger,
   name: string,
   path: string,
+  applySeccomp: () => Promise<void> = async () => {},
 ): Promise<void> {
   // The launcher is gone once we are ready: a write to its stderr pipe must not kill us.
   process.stderr.on('error', () => {});
@@ -79,7 +79,7 @@ export async function serveCuse(
     try {
       if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
       // swtpm's CUSE order: pid file, runas, seccomp filter, then ready.
-      await applySeccomp(cfg);
+      await applySeccomp();
     } catch (err) {
       log.error((err as Error).message);
       process.exitCode = 1;

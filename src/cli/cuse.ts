@@ -13,6 +13,9 @@ import { CliError } from './subopts.js';
 const DAEMON_ENV = 'TSWTPM_CUSE_DAEMON';
 const FOREGROUND_ENV = 'TSWTPM_CUSE_FOREGROUND';
 
+/** The launcher only checks and spawns; the server's modules load in the daemon. */
+export const loadCuseServer = () => import('./cuse-serve.js');
+
 /** True in the process that only spawns the detached CUSE server and waits for it. */
 export function isCuseLauncher(): boolean {
   return process.env[DAEMON_ENV] !== '1' && process.env[FOREGROUND_ENV] !== '1';
@@ -26,10 +29,14 @@ export function isCuseLauncher(): boolean {
  * @example
  * await runCuse(parseArgs('cuse', ['-n', 'vtpm0', '--tpm2', '--tpmstate', 'dir=/var/lib/vtpm0']), log);
  */
-export async function runCuse(cfg: Config, log: Logger): Promise<void> {
+export async function runCuse(
+  cfg: Config,
+  log: Logger,
+  applySeccomp: () => Promise<void> = async () => {},
+): Promise<void> {
   if (cfg.printProfiles || cfg.printInfo !== 0) {
     // Answered by the launching process: no device is created.
-    const { printInfoCuse } = await import('./cuse-serve.js');
+    const { printInfoCuse } = await loadCuseServer();
     return printInfoCuse(cfg);
   }
   const name = cfg.name;
@@ -41,7 +48,6 @@ export async function runCuse(cfg: Config, log: Logger): Promise<void> {
   const path = `/dev/${name}`;
   if (existsSync(path)) throw new CliError(`Error: A device '${path}' already exists.`);
   if (isCuseLauncher()) return daemonize(DAEMON_ENV);
-  // The launcher only checks and spawns; the server's modules load in the daemon.
-  const { serveCuse } = await import('./cuse-serve.js');
-  return serveCuse(cfg, log, name, path);
+  const { serveCuse } = await loadCuseServer();
+  return serveCuse(cfg, log, name, path, applySeccomp);
 }

@@ -4,13 +4,13 @@
  * sockets and state, which are then all inside DIR); the seccomp filter last, once
  * the TPM runs and just before the process reports ready.
  */
-import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync, openSync } from 'node:fs';
 import { Engine } from '../engine/engine.js';
-import { chrootTo, initOpenssl, randStatus } from '../sandbox/chroot.js';
+import { loadChrootLibs } from '../sandbox/chroot.js';
 import { type SeccompAction, installSeccomp, loadLibseccomp } from '../sandbox/seccomp.js';
 import { installTestHook } from '../sandbox/test-hook.js';
 import { ignoreInspectorSignal, startThreadPool } from '../sandbox/threads.js';
+import { deviceSize } from '../storage/lock.js';
 import type { Config } from './args.js';
 import { CliError, parseSubopts } from './subopts.js';
 
@@ -38,74 +38,26 @@ export function seccompSupported(): boolean {
   }
 }
 
-/**
- * Loads everything the server will need from the file system, then chroot(DIR) and
- * chdir("/"). Called in the process that serves (not in a `-d`/CUSE launcher).
- */
-export async function enterChroot(cfg: Config, dir: string): Promise<void> {
-  await preload(cfg);
-  try {
-    chrootTo(dir);
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
-  // swtpm 0.10+: OpenSSL must still be able to seed its DRBG inside the chroot.
-  if (randStatus() !== 1) {
-    throw new CliError('Error: no good entropy source in chroot environment');
-  }
-}
-
-async function preload(cfg: Config): Promise<void> {
-  // The server's own modules. ESM modules that are already loaded import again
-  // without touching the file system; a first import after the chroot would fail.
-  if (cfg.iface === 'cuse') {
-    await import('./cuse.js');
-    await import('./cuse-serve.js');
-  } else {
-    await import('./daemon.js');
-    await import('./server.js');
-    await import('../transport/unix-conn.js');
-  }
-  // koffi's addon, libtpms and its libcrypto (with OpenSSL's config), libc, libseccomp.
-  Engine.get();
-  initOpenssl();
-  if (seccompAction(cfg.seccomp) !== 'none') loadLibseccomp();
-  resolveKoffiEverywhere();
-}
+/** Installs the `--seccomp` filter (a no-op for action=none); see {@link prepareSandbox}. */
+export type SeccompInstaller = () => Promise<void>;
 
 /**
- * Modules load koffi lazily with createRequire(import.meta.url). CommonJS caches a
- * resolution per (request, lookup paths), and the lookup paths come from the calling
- * module's directory; an uncached resolution inside the chroot fails. Resolving
- * koffi once from every directory of the compiled tree (and the bundle's) fills
- * that cache.
+ * Checks `--seccomp` and binds libseccomp while it is reachable (before a chroot);
+ * returns the installer that the server calls once every thread exists and the TPM
+ * runs. Also installs the test hook when its environment variable is set.
  */
-function resolveKoffiEverywhere(): void {
-  const root = new URL('../', import.meta.url);
-  const visit = (dir: URL): void => {
-    createRequire(new URL('x.js', dir)).resolve('koffi');
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) visit(new URL(`${e.name}/`, dir));
-    }
-  };
-  visit(root);
-}
-
-/**
- * Installs the seccomp filter selected by `--seccomp` (kill by default) once every
- * thread exists, and the test hook when its environment variable is set.
- */
-export async function applySeccomp(cfg: Config): Promise<void> {
+export function prepareSeccomp(cfg: Config): SeccompInstaller {
   const action = seccompAction(cfg.seccomp);
-  if (action !== 'none') {
-    let lib: ReturnType<typeof loadLibseccomp>;
-    try {
-      lib = loadLibseccomp();
-    } catch (err) {
-      throw new CliError(
-        `Error: seccomp is not available (${(err as Error).message}): install libseccomp2 or use --seccomp action=none`,
-      );
-    }
+  if (action === 'none') return async () => void installTestHook();
+  let lib: ReturnType<typeof loadLibseccomp>;
+  try {
+    lib = loadLibseccomp();
+  } catch (err) {
+    throw new CliError(
+      `Error: seccomp is not available (${(err as Error).message}): install libseccomp2 or use --seccomp action=none`,
+    );
+  }
+  return async () => {
     await startThreadPool();
     ignoreInspectorSignal();
     try {
@@ -113,6 +65,48 @@ export async function applySeccomp(cfg: Config): Promise<void> {
     } catch (err) {
       throw new CliError((err as Error).message);
     }
+    installTestHook();
+  };
+}
+
+/**
+ * Loads everything the server will need from the file system, then chroot(DIR) and
+ * chdir("/"). Called in the process that serves (not in a `-d`/CUSE launcher).
+ */
+export async function enterChroot(cfg: Config, dir: string): Promise<void> {
+  await preloadServer(cfg);
+  const libs = loadChrootLibs();
+  try {
+    libs.chrootTo(dir);
+  } catch (err) {
+    throw new CliError((err as Error).message);
   }
-  installTestHook();
+  // swtpm 0.10+: OpenSSL must still be able to seed its DRBG inside the chroot.
+  if (libs.randStatus() !== 1) {
+    throw new CliError('Error: no good entropy source in chroot environment');
+  }
+}
+
+/**
+ * After a chroot, a module that is not loaded yet cannot be, and a CommonJS
+ * `require('koffi')` from a directory that has not resolved it before fails (Node
+ * caches one resolution per requiring directory, only for the first load). So every
+ * module and every lazily bound native library of the server is loaded here.
+ */
+async function preloadServer(cfg: Config): Promise<void> {
+  // An ESM import() resolves (and stats) its file once per importing module; the
+  // modules' own loaders are called here, so their later calls find them cached.
+  if (cfg.iface === 'cuse') await (await import('./cuse.js')).loadCuseServer();
+  else await (await import('./server.js')).loadUnixConn();
+  // libtpms (and its libcrypto) through koffi: engine/libtpms.ts
+  Engine.get();
+  // libc for Unix sockets, fd passing and CUSE: transport/libc.ts
+  (await import('../transport/libc.js')).koffi();
+  // fcntl/lseek for the state lock: storage/lock.ts binds them on first use
+  const fd = openSync('/dev/null', 'r');
+  try {
+    deviceSize(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

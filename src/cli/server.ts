@@ -23,6 +23,9 @@ const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 /** The koffi-based Unix transport (fd passing), loaded only for a UnixIO control channel. */
 type UnixConn = typeof import('../transport/unix-conn.js');
 
+/** Loads the fd-passing Unix transport (also before a --chroot: cli/sandbox-setup.ts). */
+export const loadUnixConn = (): Promise<UnixConn> => import('../transport/unix-conn.js');
+
 /** Capabilities of swtpm 0.8+'s socket and chardev front ends. */
 const CAPS_TPM2 = 0x1ffff;
 const CAPS_TPM12 = 0x17fff;
@@ -130,8 +133,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   };
   // Fds (CMD_SET_DATAFD) arrive only over a UnixIO control channel: with a TCP one the
   // fd-passing transport is never loaded.
-  const unix: UnixConn | undefined =
-    cfg.ctrl?.type === 'unixio' ? await import('../transport/unix-conn.js') : undefined;
+  const unix: UnixConn | undefined = cfg.ctrl?.type === 'unixio' ? await loadUnixConn() : undefined;
 
   try {
     // The data channel: a listening socket, a given fd, a character device, or none

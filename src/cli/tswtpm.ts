@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type Config, type Iface, parseArgs } from './args.js';
 import { Logger } from './log.js';
+import type { SeccompInstaller } from './sandbox-setup.js';
 import { CliError } from './subopts.js';
 
 /** Our version; `-v` prints it in swtpm's format. */
@@ -74,8 +75,9 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write('tswtpm: TPM 2 does not support startup deactivated.\n');
     return;
   }
+  let applySeccomp: SeccompInstaller;
   try {
-    await sandboxStart(cfg);
+    applySeccomp = await sandboxStart(cfg);
   } catch (err) {
     return fatal(err);
   }
@@ -88,16 +90,14 @@ export async function main(argv: string[]): Promise<void> {
   try {
     if (iface === 'cuse') {
       // The CUSE front end is loaded only when asked for.
-      const mod = (await import(CUSE_MODULE)) as {
-        runCuse: (c: Config, l: Logger) => Promise<void>;
-      };
-      await mod.runCuse(cfg, log);
+      const mod = (await import(CUSE_MODULE)) as typeof import('./cuse.js');
+      await mod.runCuse(cfg, log, applySeccomp);
     } else {
       const { daemonize, notifyReady } = await import('./daemon.js');
       if (cfg.daemon && process.env[DAEMON_ENV] !== '1') return await daemonize(DAEMON_ENV);
       const { runServer } = await import('./server.js');
       await runServer(cfg, log, {
-        beforeReady: async () => (await import('./sandbox-setup.js')).applySeccomp(cfg),
+        beforeReady: applySeccomp,
         onReady: () => {
           if (process.env[DAEMON_ENV] === '1') notifyReady();
         },
@@ -122,15 +122,21 @@ export async function main(argv: string[]): Promise<void> {
  * enters DIR before anything else is opened: the log file, pid file, sockets and
  * state are then all inside it. A launcher (`-d`, CUSE) leaves both to its child.
  */
-async function sandboxStart(cfg: Config): Promise<void> {
+async function sandboxStart(cfg: Config): Promise<SeccompInstaller> {
   const sandbox = await import('./sandbox-setup.js');
-  sandbox.seccompAction(cfg.seccomp);
-  if (cfg.chroot === undefined) return;
-  const launcher =
-    cfg.iface === 'cuse'
-      ? (await import(CUSE_MODULE)).isCuseLauncher()
-      : cfg.daemon && process.env[DAEMON_ENV] !== '1';
-  if (!launcher) await sandbox.enterChroot(cfg, cfg.chroot);
+  const applySeccomp = sandbox.prepareSeccomp(cfg);
+  if (cfg.chroot !== undefined) {
+    // An ESM import() resolves (and stats) its file once per importing module: what
+    // main() imports after the chroot must be imported from here, before it.
+    if (cfg.iface === 'cuse') await import(CUSE_MODULE);
+    else await Promise.all([import('./daemon.js'), import('./server.js')]);
+    const launcher =
+      cfg.iface === 'cuse'
+        ? ((await import(CUSE_MODULE)) as typeof import('./cuse.js')).isCuseLauncher()
+        : cfg.daemon && process.env[DAEMON_ENV] !== '1';
+    if (!launcher) await sandbox.enterChroot(cfg, cfg.chroot);
+  }
+  return applySeccomp;
 }
 
 function versionLine(): string {

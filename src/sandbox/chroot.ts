@@ -4,7 +4,7 @@
  * whole process is confined.
  *
  * Nothing outside DIR is reachable afterwards: libraries, Node modules and config
- * files must be loaded first (see cli/sandbox-setup.ts). {@link initOpenssl} does
+ * files must be loaded first (see cli/sandbox-setup.ts). {@link loadChrootLibs} does
  * that for the system OpenSSL that libtpms uses, which would otherwise read its
  * config file on first use, inside the chroot.
  */
@@ -31,18 +31,33 @@ const OPENSSL_INIT_LOAD_CONFIG = 0x40;
 /** The libcrypto that libtpms links (Debian 12: OpenSSL 3). */
 const LIBCRYPTO = 'libcrypto.so.3';
 
-const koffi = (): Koffi => createRequire(import.meta.url)('koffi') as Koffi;
+/** Native calls a chroot needs, bound while the libraries are still reachable. */
+export interface ChrootLibs {
+  /** chroot(dir) then chdir("/"). Throws {@link ChrootError} with swtpm's message. */
+  chrootTo(dir: string): void;
+  /** OpenSSL's RAND_status(): swtpm 0.10+ requires 1 after the chroot. */
+  randStatus(): number;
+}
 
 /**
- * Initialises the system OpenSSL the way its first implicit use would (config file,
- * ciphers, digests, error strings) and seeds its DRBG. Call before the chroot.
- * Returns RAND_status(): 1 when the DRBG is seeded.
+ * Binds libc's chroot and libcrypto, and initialises the system OpenSSL the way its
+ * first implicit use would (config file, ciphers, digests, error strings), seeding
+ * its DRBG. Call before the chroot; use the result after it.
+ *
+ * @example
+ * const libs = loadChrootLibs();
+ * libs.chrootTo('/var/lib/swtpm-chroot'); // needs CAP_SYS_CHROOT
  */
-export function initOpenssl(): number {
-  // Loaded with RTLD_DEEPBIND like libtpms, so the calls bind to the system library
-  // and not to the OpenSSL copy inside the node binary.
-  const lib = koffi().load(LIBCRYPTO, { deep: true });
-  const init = lib.func('int OPENSSL_init_crypto(uint64_t opts, const void *settings)');
+export function loadChrootLibs(): ChrootLibs {
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const libc = koffi.load('libc.so.6');
+  const chroot = libc.func('int chroot(const char *path)');
+  const strerror = libc.func('const char *strerror(int errnum)');
+  // RTLD_DEEPBIND like libtpms, so the calls bind to the system library and not to
+  // the OpenSSL copy inside the node binary.
+  const crypto = koffi.load(LIBCRYPTO, { deep: true });
+  const init = crypto.func('int OPENSSL_init_crypto(uint64_t opts, const void *settings)');
+  const randStatus = crypto.func('int RAND_status(void)');
   init(
     OPENSSL_INIT_LOAD_CONFIG |
       OPENSSL_INIT_ADD_ALL_CIPHERS |
@@ -50,31 +65,17 @@ export function initOpenssl(): number {
       OPENSSL_INIT_LOAD_CRYPTO_STRINGS,
     null,
   );
-  return randStatus();
-}
-
-/** OpenSSL's RAND_status(): swtpm 0.10+ requires 1 after the chroot. */
-export function randStatus(): number {
-  const lib = koffi().load(LIBCRYPTO, { deep: true });
-  return lib.func('int RAND_status(void)')() as number;
-}
-
-/**
- * chroot(dir) then chdir("/"). Throws {@link ChrootError} with swtpm's message.
- *
- * @example
- * chrootTo('/var/lib/swtpm-chroot'); // needs CAP_SYS_CHROOT
- */
-export function chrootTo(dir: string): void {
-  const k = koffi();
-  const libc = k.load('libc.so.6');
-  const chroot = libc.func('int chroot(const char *path)');
-  const strerror = libc.func('const char *strerror(int errnum)');
-  if (chroot(dir) !== 0) throw new ChrootError(`chroot failed: ${strerror(k.errno())}`);
-  try {
-    process.chdir('/');
-  } catch (err) {
-    const errno = -((err as NodeJS.ErrnoException).errno ?? 0);
-    throw new ChrootError(`chdir failed: ${strerror(errno)}`);
-  }
+  randStatus();
+  return {
+    chrootTo(dir: string): void {
+      if (chroot(dir) !== 0) throw new ChrootError(`chroot failed: ${strerror(koffi.errno())}`);
+      try {
+        process.chdir('/');
+      } catch (err) {
+        const errno = -((err as NodeJS.ErrnoException).errno ?? 0);
+        throw new ChrootError(`chdir failed: ${strerror(errno)}`);
+      }
+    },
+    randStatus: () => randStatus() as number,
+  };
 }
