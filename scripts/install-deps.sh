@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tswtpm and its test suite need:
 #   libtpms0            the TPM itself (loaded with koffi)
+#   libseccomp2         the --seccomp filter (on by default, as in swtpm; loaded with koffi)
 #   swtpm, swtpm-tools  C swtpm 0.7.1 and swtpm_ioctl, the oracle of the differential tests
 #   tpm2-tools          real TPM clients (tcti-swtpm)
 #   qemu-system-x86, seabios, linux-image-amd64, busybox-static, cpio
@@ -8,14 +9,14 @@
 #   gcc, linux-libc-dev the FUSE uapi layout check of the CUSE front end
 #   tshark              reads the `--pcap` captures back (pcap test)
 # Node.js 20 and npm are expected to be there already.
-# `--runtime` installs only what running tswtpm needs (libtpms0).
+# `--runtime` installs only what running tswtpm needs (libtpms0, libseccomp2).
 set -euo pipefail
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
-pkgs=(libtpms0 swtpm swtpm-tools tpm2-tools socat qemu-system-x86 seabios qemu-utils
+pkgs=(libtpms0 libseccomp2 swtpm swtpm-tools tpm2-tools socat qemu-system-x86 seabios qemu-utils
   linux-image-amd64 busybox-static cpio gzip kmod gcc libc6-dev linux-libc-dev python3 procps
   tshark)
-if [ "${1:-}" = --runtime ]; then pkgs=(libtpms0); fi
+if [ "${1:-}" = --runtime ]; then pkgs=(libtpms0 libseccomp2); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

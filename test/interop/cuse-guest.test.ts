@@ -271,5 +271,36 @@ test(
     ok('start1');
     assert.equal(out('cap1'), 'ptm capability is 0x16fff');
     assert.ok(marks.has('vtpm1 removed after SIGTERM'));
+
+    // seccomp: on by default on every thread, still there after all the commands above;
+    // none with --seccomp action=none.
+    for (const step of ['seccomp', 'seccomp-end', 'chroot-threads']) {
+      ok(step);
+      assertThreads(out(step), true);
+    }
+    ok('seccomp-none');
+    assertThreads(out('seccomp-none'), false);
+
+    // -R DIR: the daemon runs inside DIR (pid file and state there) and serves.
+    ok('chroot-start');
+    assert.equal(out('chroot-root'), '/tmp/cr');
+    ok('chroot-getrandom');
+    assert.match(out('chroot-getrandom'), /^[0-9a-f]{16}$/);
+    assert.match(out('chroot-state'), /tpm2-00\.permall/);
+    ok('chroot-s');
+    assert.ok(marks.has('vtpm3 removed'));
   },
 );
+
+/** `uniq -c` of the threads' Seccomp lines: all threads filtered once (or none). */
+function assertThreads(text: string, on: boolean): void {
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^\s*(\d+) (\w+):\s+(\d+)$/.exec(line);
+    if (m) counts.set(`${m[2]} ${m[3]}`, Number(m[1]));
+  }
+  const n = counts.get(`Seccomp ${on ? 2 : 0}`) ?? 0;
+  assert.ok(n >= 5, `threads with the filter ${on ? 'on' : 'off'}:\n${text}`);
+  assert.equal(counts.get(`Seccomp_filters ${on ? 1 : 0}`), n, text);
+  assert.equal(counts.size, 3, text); // no thread with another value
+}

@@ -1,0 +1,46 @@
+// The seccomp deny list resolves, on x86_64, to the 141 syscalls swtpm 0.8 … master
+// denies (runtime-features.md §1.2: 0.7.1's 135, verified from its loaded BPF, plus
+// fsopen, fsconfig, fspick, mount_setattr, open_tree, quotactl_fd).
+import assert from 'node:assert/strict';
+import { arch } from 'node:os';
+import { test } from 'node:test';
+import { seccompAction } from '../../src/cli/sandbox-setup.js';
+import { DENIED_SYSCALLS, deniedNumbers, loadLibseccomp } from '../../src/sandbox/seccomp.js';
+
+const skip = arch() === 'x64' ? false : 'syscall numbers are checked for x86_64';
+
+test(
+  'x86_64: 141 distinct syscalls; only the 32-bit *_time64 names do not resolve',
+  { skip },
+  () => {
+    const lib = loadLibseccomp();
+    const numbers = deniedNumbers(lib);
+    assert.equal(numbers.length, 141);
+    assert.equal(new Set(numbers).size, 141);
+    const unresolved = DENIED_SYSCALLS.filter((name) => lib.resolve(name) < 0);
+    assert.deepEqual(unresolved, ['clock_settime64', 'timer_settime64', 'timerfd_settime64']);
+    // Spot checks against the x86_64 syscall table (asm/unistd_64.h).
+    const nr = (name: string) => lib.resolve(name);
+    assert.deepEqual(
+      ['execve', 'getpriority', 'clone', 'clone3', 'eventfd2', 'ptrace', 'prlimit64'].map(nr),
+      [59, 140, 56, 435, 290, 101, 302],
+    );
+    // Calls swtpm leaves allowed stay allowed.
+    for (const name of ['kill', 'tkill', 'execveat', 'copy_file_range', 'memfd_create']) {
+      assert.ok(!numbers.includes(nr(name)), name);
+    }
+  },
+);
+
+test('seccompAction: absent or empty is kill; swtpm messages for bad values', () => {
+  assert.equal(seccompAction(undefined), 'kill');
+  assert.equal(seccompAction(''), 'kill');
+  assert.equal(seccompAction('action=none'), 'none');
+  assert.equal(seccompAction('action=log'), 'log');
+  assert.throws(() => seccompAction('action=default'), {
+    message: 'Unsupported seccomp log action default',
+  });
+  assert.throws(() => seccompAction('action=kill,x'), {
+    message: "Error parsing seccomp options: Unknown option 'x'",
+  });
+});
