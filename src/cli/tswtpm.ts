@@ -76,14 +76,16 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   let applySeccomp: SeccompInstaller;
+  let launcher: boolean;
   try {
-    applySeccomp = await sandboxStart(cfg);
+    ({ applySeccomp, launcher } = await sandboxStart(cfg));
   } catch (err) {
     return fatal(err);
   }
   let log: Logger;
   try {
-    log = new Logger(cfg.log);
+    // With --chroot the log file is a path inside DIR: only the chrooted child opens it.
+    log = new Logger(launcher && cfg.chroot !== undefined ? undefined : cfg.log);
   } catch (err) {
     return fatal(err);
   }
@@ -122,21 +124,22 @@ export async function main(argv: string[]): Promise<void> {
  * enters DIR before anything else is opened: the log file, pid file, sockets and
  * state are then all inside it. A launcher (`-d`, CUSE) leaves both to its child.
  */
-async function sandboxStart(cfg: Config): Promise<SeccompInstaller> {
+async function sandboxStart(
+  cfg: Config,
+): Promise<{ applySeccomp: SeccompInstaller; launcher: boolean }> {
   const sandbox = await import('./sandbox-setup.js');
   const applySeccomp = sandbox.prepareSeccomp(cfg);
-  if (cfg.chroot !== undefined) {
+  const launcher =
+    cfg.iface === 'cuse'
+      ? ((await import(CUSE_MODULE)) as typeof import('./cuse.js')).isCuseLauncher()
+      : cfg.daemon && process.env[DAEMON_ENV] !== '1';
+  if (cfg.chroot !== undefined && !launcher) {
     // An ESM import() resolves (and stats) its file once per importing module: what
     // main() imports after the chroot must be imported from here, before it.
-    if (cfg.iface === 'cuse') await import(CUSE_MODULE);
-    else await Promise.all([import('./daemon.js'), import('./server.js')]);
-    const launcher =
-      cfg.iface === 'cuse'
-        ? ((await import(CUSE_MODULE)) as typeof import('./cuse.js')).isCuseLauncher()
-        : cfg.daemon && process.env[DAEMON_ENV] !== '1';
-    if (!launcher) await sandbox.enterChroot(cfg, cfg.chroot);
+    if (cfg.iface !== 'cuse') await Promise.all([import('./daemon.js'), import('./server.js')]);
+    await sandbox.enterChroot(cfg, cfg.chroot);
   }
-  return applySeccomp;
+  return { applySeccomp, launcher };
 }
 
 function versionLine(): string {

@@ -203,3 +203,51 @@ test(
     }
   },
 );
+
+test(
+  '-d with --chroot: the launcher opens nothing; the child logs and writes its pid inside DIR',
+  { skip },
+  async () => {
+    const root = tempDir('tswtpm-chroot-');
+    const cwd = tempDir();
+    mkdirSync(join(root, 'state'));
+    const r = spawnSync(
+      process.execPath,
+      [
+        TSWTPM_BIN,
+        'socket',
+        '-d',
+        '-R',
+        root,
+        '--tpm2',
+        '--tpmstate',
+        'dir=state',
+        '--log',
+        'file=server.log,level=1',
+        '--pid',
+        'file=/server.pid',
+        '--server',
+        'type=unixio,path=/data.sock',
+        '--ctrl',
+        'type=unixio,path=/ctrl.sock',
+        '--flags',
+        'not-need-init,startup-clear',
+      ],
+      { cwd, encoding: 'utf8', timeout: 30000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const pid = Number(readFileSync(join(root, 'server.pid'), 'utf8'));
+    try {
+      // Relative paths are relative to DIR (the child's cwd after chdir("/")).
+      assert.ok(existsSync(join(root, 'server.log')));
+      assert.ok(existsSync(join(root, 'state', 'tpm2-00.permall')));
+      assert.ok(!existsSync(join(cwd, 'server.log')), 'the launcher created the log file');
+      const control = new ControlClient({ path: join(root, 'ctrl.sock') });
+      await control.shutdown();
+      await control.close();
+    } finally {
+      for (let i = 0; i < 250 && existsSync(`/proc/${pid}`); i++) await sleep(20);
+      if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+    }
+  },
+);
