@@ -5,8 +5,8 @@ import { seccompSupported } from './sandbox-setup.js';
 /**
  * `--print-capabilities`: swtpm's JSON, in its exact spacing. Features are listed in
  * swtpm's order; only what tswtpm implements is claimed (`cmdarg-seccomp` only where
- * libseccomp loads). `version` is the swtpm
- * release whose behaviour we follow, because libvirt compares it (docs/compat.md).
+ * libseccomp loads). `version` is the swtpm release whose behaviour we follow,
+ * because libvirt compares it (docs/compat.md).
  */
 export function printCapabilities(cfg: Config): string {
   const f: string[] = ['tpm-1.2', 'tpm-2.0'];
