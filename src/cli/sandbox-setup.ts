@@ -58,6 +58,8 @@ export function prepareSeccomp(cfg: Config): SeccompInstaller {
     );
   }
   return async () => {
+    // Before the filter, so that a test's SIGUSR2 never meets Node's default action.
+    installTestHook();
     await startThreadPool();
     ignoreInspectorSignal();
     try {
@@ -65,7 +67,6 @@ export function prepareSeccomp(cfg: Config): SeccompInstaller {
     } catch (err) {
       throw new CliError((err as Error).message);
     }
-    installTestHook();
   };
 }
 

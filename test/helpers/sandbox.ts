@@ -37,6 +37,18 @@ export function threadSeccomp(pid: number): ThreadSeccomp[] {
   });
 }
 
+/**
+ * Waits (up to 5 s) for the filter on every thread. As in swtpm, the pid file and the
+ * listening sockets exist a moment before the filter goes in (runtime-features.md
+ * §1.3: pid file at step 7, filter at step 12); `-d` and CUSE report ready after it.
+ */
+export async function waitForFilter(pid: number): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    if (threadSeccomp(pid).every((t) => t.seccomp === '2')) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Asserts that every thread runs under exactly one filter (mode 2), or none. */
 export function assertFilter(pid: number, on: boolean): ThreadSeccomp[] {
   const threads = threadSeccomp(pid);

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ControlClient, TpmClient } from '../../src/client/index.js';
 import { getRandom2, parseResponse } from '../../src/protocol/tpm/commands.js';
-import { assertFilter, readBack, stateWorkload } from '../helpers/sandbox.js';
+import { assertFilter, readBack, stateWorkload, waitForFilter } from '../helpers/sandbox.js';
 import { TSWTPM_BIN, haveSwtpm, run, sleep, tempDir } from '../helpers/spawn-tswtpm.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -135,6 +135,7 @@ async function session(from: From, chroot: (dir: string) => string[]): Promise<n
     if (from !== 'swtpm') {
       const pid = s.child.pid!;
       assert.equal(readlinkSync(`/proc/${pid}/root`), root);
+      await waitForFilter(pid);
       assertFilter(pid, true); // chroot and the default seccomp filter together
     }
     return stateWorkload(tpm);

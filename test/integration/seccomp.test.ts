@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { ControlClient, TpmClient, startTpm } from '../../src/client/index.js';
 import { getRandom2, parseResponse } from '../../src/protocol/tpm/commands.js';
 import { socketPair } from '../../src/transport/fd-channel.js';
-import { assertFilter, readBack, stateWorkload } from '../helpers/sandbox.js';
+import { assertFilter, readBack, stateWorkload, waitForFilter } from '../helpers/sandbox.js';
 import {
   Proc,
   canConnect,
@@ -50,6 +50,7 @@ test('no --seccomp: a filter on every thread; long commands, NV writes, Shutdown
   const t = await startTpm({ stateDir });
   let restarted: Awaited<ReturnType<typeof startTpm>> | undefined;
   try {
+    await waitForFilter(t.pid);
     assertFilter(t.pid, true);
     assert.deepEqual(await stateWorkload(t.tpm), [0, 0, 0, 0, 0, 0]);
     assertFilter(t.pid, true); // still alive, still filtered
@@ -62,6 +63,7 @@ test('no --seccomp: a filter on every thread; long commands, NV writes, Shutdown
       stateDir,
       flags: ['not-need-init', 'startup-state'],
     });
+    await waitForFilter(restarted.pid);
     assertFilter(restarted.pid, true);
     assert.equal(await readBack(restarted.tpm), 0);
   } finally {
@@ -96,6 +98,7 @@ test('CMD_SET_DATAFD under the filter: the passed socket carries TPM commands', 
     for (let i = 0; i < 500 && !(await canConnect({ path: ctrl })); i++) await sleep(20);
     const control = new ControlClient({ path: ctrl }, { timeoutMs: 10000 });
     await control.getCapability();
+    await waitForFilter(p.pid);
     assertFilter(p.pid, true);
     const [ours, theirs] = socketPair('stream');
     await control.setDataFd(theirs);
@@ -119,6 +122,7 @@ for (const call of ['getpriority', 'execve']) {
     for (const args of [[], ['--seccomp', 'action=kill']]) {
       const t = await startTpm({ args, env: { ...process.env, [HOOK]: call } });
       try {
+        await waitForFilter(t.pid);
         process.kill(t.pid, 'SIGUSR2');
         const e = await new Promise<NodeJS.Signals | null>((r) =>
           t.process.once('exit', (_c, s) => r(s)),
@@ -139,6 +143,7 @@ test('action=log: the denied call runs and is audit-logged; the process keeps se
       stderr: 'pipe',
     });
     try {
+      await waitForFilter(t.pid);
       assertFilter(t.pid, true);
       assert.deepEqual(await stateWorkload(t.tpm), [0, 0, 0, 0, 0, 0]);
       const before = seccompAudit(t.pid);
