@@ -1,0 +1,75 @@
+/**
+ * The control channel's receive loop (src/device/ctrl-session.ts) on a real Device,
+ * without sockets: the input is a byte stream a client sends, delivered once in one
+ * chunk and once split as the input's chunk plan says. Properties: no exception leaves
+ * onData; every reply is one write of at least the 4-byte result; the replies are the
+ * same bytes whatever the chunking; the session is never left busy; afterwards a new
+ * session still answers CMD_GET_CAPABILITY.
+ */
+import { serveCtrl } from '../../../src/device/ctrl-session.js';
+import type { Conn } from '../../../src/transport/conn.js';
+import { makeFuzzDevice } from './device.js';
+import { assert, Input, chunked } from './props.js';
+
+const fd = makeFuzzDevice();
+
+interface Run {
+  readonly replies: Buffer[];
+  readonly closed: boolean;
+}
+
+function run(chunks: readonly Buffer[]): Run {
+  fd.reset();
+  const replies: Buffer[] = [];
+  let closed = false;
+  let paused = false;
+  const conn: Conn = {
+    peer: 'fuzz',
+    write: (b) => {
+      assert.ok(!closed, 'write after close');
+      replies.push(Buffer.from(b));
+    },
+    close: () => {
+      if (closed) return;
+      closed = true;
+      conn.onClose();
+    },
+    pause: () => {
+      paused = true;
+    },
+    resume: () => {
+      paused = false;
+    },
+    onData: () => {},
+    onClose: () => {},
+  };
+  serveCtrl(fd.dev, conn, {});
+  for (const c of chunks) {
+    if (closed) break;
+    conn.onData(c, []);
+  }
+  // Short control commands are synchronous: nothing may still be pending.
+  assert.ok(!paused, 'session left paused');
+  assert.ok(!fd.dev.busy, 'device left busy');
+  conn.close();
+  for (const r of replies) assert.ok(r.length >= 4, `reply of ${r.length} bytes`);
+  return { replies, closed };
+}
+
+const GET_CAPABILITY = Buffer.from('00000001', 'hex');
+
+export function fuzz(data: Buffer): void {
+  const inp = new Input(data);
+  const plan = inp.bytes(inp.u8() % 16);
+  const stream = inp.rest();
+  const whole = run([stream]);
+  const split = run(chunked(stream, plan));
+  assert.deepEqual(
+    Buffer.concat(split.replies).toString('hex'),
+    Buffer.concat(whole.replies).toString('hex'),
+    'replies depend on how the stream was split',
+  );
+  const after = run([GET_CAPABILITY]);
+  assert.equal(after.replies.length, 1);
+  assert.equal(after.replies[0]!.readUInt32BE(0), 0);
+}
