@@ -1,5 +1,5 @@
 import { closeSync } from 'node:fs';
-import { MAX_COMMAND_READ, unitLength } from '../protocol/tpm/framing.js';
+import { MAX_COMMAND_READ, bytesToTell, unitLength } from '../protocol/tpm/framing.js';
 import type { Conn } from '../transport/conn.js';
 import type { Device } from './device.js';
 import { traceWire } from './trace.js';
@@ -63,7 +63,10 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
     let flush = flushFirst || ended;
     while (!busy && !draining && !closed && buf.length >= 10) {
       const n = unitLength(buf, opts.allowPrefix);
-      if (n !== undefined && buf.length < n && !flush) {
+      // A prefixed unit cut inside its header is incomplete too, not an implausible size.
+      const short =
+        n === undefined ? buf.length < bytesToTell(buf, opts.allowPrefix) : buf.length < n;
+      if (short && !flush) {
         timer ??= setTimeout(() => {
           timer = undefined;
           pump(true);
