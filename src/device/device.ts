@@ -60,6 +60,11 @@ export class Device {
   onShutdown: (() => void) | undefined;
   /** Last error thrown by a storage callback, for logs and CLI messages. */
   lastStorageError: unknown;
+  /**
+   * The cached permanent state was cleared (SET_STATEBLOB permanent, empty): libtpms
+   * would crash on a volatile blob now, so one is refused until a permanent blob comes.
+   */
+  permanentCleared = false;
   /** Where the device reports errors a control reply can only give as a number. */
   onError: ((message: string) => void) | undefined;
   private tail: Promise<unknown> | undefined;
