@@ -1,7 +1,7 @@
 /**
  * A real Device (libtpms through koffi, as in production) on in-memory storage for
  * the session fuzz targets. Each fuzz input starts from the same state: the TPM
- * stopped, libtpms' cached blobs cleared, and the storage holding the permanent state
+ * stopped, libtpms' cached blobs replaced, and the storage holding the permanent state
  * manufactured once at load time.
  */
 import { Device } from '../../../src/device/device.js';
@@ -54,9 +54,16 @@ export function makeFuzzDevice(): FuzzDevice {
   if (dev.startTpm(0) !== 0) throw new Error('fuzz device: libtpms did not start');
   dev.stopTpm();
   const snapshot = new Map(files);
+  const permall = snapshot.get('permall');
+  if (permall === undefined) throw new Error('fuzz device: no permanent state');
   const reset = () => {
     dev.stopTpm();
-    for (const type of [1, 2, 3] as const) dev.engine.setState(type, null);
+    // Replace what an input cached with SET_STATEBLOB. Not SetState(PERMANENT, NULL):
+    // libtpms 0.9.2 then crashes on a volatile blob (device/control.ts refuses one).
+    dev.engine.setState(1, permall);
+    dev.engine.setState(2, null);
+    dev.engine.setState(3, null);
+    dev.permanentCleared = false;
     dev.engine.locality = 0;
     files.clear();
     for (const [k, v] of snapshot) files.set(k, v);
