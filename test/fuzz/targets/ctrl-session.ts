@@ -6,7 +6,8 @@
  * depend on how the stream is cut; what must not matter is how the fixed part itself
  * trickles in. Properties: no exception leaves onData; every reply is one write of at
  * least the 4-byte result; delivering the first request's fixed part byte by byte
- * gives the same replies as delivering it with the first chunk; the session is never
+ * gives the same replies (results, short replies byte for byte) as delivering it with
+ * the first chunk; the session is never
  * left paused or the device busy; afterwards a new session still answers
  * CMD_GET_CAPABILITY.
  */
@@ -63,6 +64,17 @@ function run(chunks: readonly Buffer[]): Run {
 
 const GET_CAPABILITY = Buffer.from('00000001', 'hex');
 
+/**
+ * What two runs must agree on: each reply's result and, for the short fixed-size
+ * replies, its bytes. State blobs and GET_INFO differ between runs (the volatile state
+ * carries the TPM's clock and nonces).
+ */
+function summary(replies: readonly Buffer[]): string[] {
+  return replies.map((r) =>
+    r.length <= 16 ? r.toString('hex') : `${r.readUInt32BE(0)}+long`,
+  );
+}
+
 export function fuzz(data: Buffer): void {
   const inp = new Input(data);
   const plan = inp.bytes(inp.u8() % 16);
@@ -78,8 +90,8 @@ export function fuzz(data: Buffer): void {
     trickled.push(first.subarray(Math.max(head, 0)), ...chunks.slice(1));
     const split = run(trickled);
     assert.deepEqual(
-      Buffer.concat(split.replies).toString('hex'),
-      Buffer.concat(reference.replies).toString('hex'),
+      summary(split.replies),
+      summary(reference.replies),
       'replies depend on how the fixed part of a request arrived',
     );
   }

@@ -21,7 +21,7 @@ import {
 } from '../../../src/protocol/state/index.js';
 import { assert, Input, only } from './props.js';
 
-/** Fixed keys: the seed corpus holds blobs encrypted with them (scripts/fuzz.js --seed). */
+/** Fixed keys: the seed-* corpus files hold blobs encrypted with them. */
 export const KEY128 = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 export const KEY256 = Buffer.from(
   '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f',
