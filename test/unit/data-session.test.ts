@@ -17,11 +17,13 @@ function session(allowPrefix: boolean) {
   } as unknown as Device;
   const conn: Conn = {
     peer: 'test',
-    write: () => {},
+    write: () => true,
     close: () => {},
     pause: () => {},
     resume: () => {},
     onData: () => {},
+    onEnd: () => {},
+    onDrain: () => {},
     onClose: () => {},
   };
   serveData(dev, conn, { disconnect: false, allowPrefix, completionMs: 60_000 });

@@ -33,6 +33,7 @@ function run(chunks: readonly Buffer[]): Run {
     write: (b) => {
       assert.ok(!closed, 'write after close');
       replies.push(Buffer.from(b));
+      return true;
     },
     close: () => {
       if (closed) return;
@@ -46,6 +47,8 @@ function run(chunks: readonly Buffer[]): Run {
       paused = false;
     },
     onData: () => {},
+    onEnd: () => {},
+    onDrain: () => {},
     onClose: () => {},
   };
   serveCtrl(fd.dev, conn, {});

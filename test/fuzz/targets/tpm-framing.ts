@@ -46,13 +46,15 @@ function serve(chunks: readonly Buffer[], allowPrefix: boolean): Buffer[] {
   let closed = false;
   const conn: Conn = {
     peer: 'fuzz',
-    write: () => {},
+    write: () => true,
     close: () => {
       closed = true;
     },
     pause: () => {},
     resume: () => {},
     onData: () => {},
+    onEnd: () => {},
+    onDrain: () => {},
     onClose: () => {},
   };
   serveData(dev, conn, { disconnect: false, allowPrefix, completionMs: 1 });
