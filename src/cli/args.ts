@@ -39,6 +39,8 @@ export interface Config {
   migrationKey?: Record<string, string | number | boolean>;
   migration: { incoming: boolean; releaseLockOutgoing: boolean };
   chardev?: string;
+  /** The `-c` device once opened (at start-up, before `--runas`, as swtpm does). */
+  chardevFd?: number;
   name?: string;
   /** CUSE `-M/--maj`, `-m/--min`: device numbers (0 or absent: the kernel chooses). */
   maj?: number;

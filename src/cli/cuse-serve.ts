@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { CuseSession, cuseRequestChannel } from '../device/cuse-session.js';
 import { Engine } from '../engine/engine.js';
 import { TPM_SUCCESS } from '../protocol/tpm/results.js';
@@ -10,6 +10,7 @@ import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
+import { resolveUser, runAs } from './runas.js';
 import { openStorage } from './storage-setup.js';
 import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
@@ -28,7 +29,7 @@ export async function serveCuse(
   process.stderr.on('error', () => {});
   const version = cfg.tpm2 ? '2.0' : '1.2';
   const profile = resolveProfile(cfg, Engine.get());
-  makeStateDir(cfg.tpmstate);
+  makeStateDir(cfg.tpmstate, cfg.runas);
   const storage = openStorage(cfg, version);
   const device = createDevice(cfg, CAPS_CUSE, storage, profile);
   const pcap = cfg.pcap !== undefined ? PcapSink.open(cfg.pcap, version === '2.0') : undefined;
@@ -76,9 +77,13 @@ export async function serveCuse(
   const onReady = () => {
     ready = true;
     try {
+      // swtpm's CUSE init_done callback: the pid file, then the process owner (the log,
+      // the state and /dev/cuse were opened as the starting user).
       if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
+      if (cfg.runas !== undefined) runAs(cfg.runas);
     } catch (err) {
       log.error((err as Error).message);
+      process.exitCode = 1;
       void exit();
       return;
     }
@@ -154,14 +159,27 @@ export async function printInfoCuse(cfg: Config): Promise<void> {
 
 const bigints = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
 
-/** swtpm's CUSE INIT creates a missing state directory (mode 0775). */
-function makeStateDir(tpmstate: string | undefined): void {
+/**
+ * swtpm's CUSE INIT creates a missing state directory (mode 0775), after it changed to
+ * the `--runas` user: a directory we create at start-up is given to that user.
+ */
+function makeStateDir(tpmstate: string | undefined, runas?: string): void {
+  let path: string;
   try {
     const bc = parseTpmstate(tpmstate);
-    if (bc.kind === 'dir' && !existsSync(bc.path))
-      mkdirSync(bc.path, { recursive: true, mode: 0o775 });
+    if (bc.kind !== 'dir' || existsSync(bc.path)) return;
+    path = bc.path;
   } catch {
-    // openStorage reports option errors
+    return; // openStorage reports option errors
+  }
+  try {
+    mkdirSync(path, { recursive: true, mode: 0o775 });
+  } catch {
+    return; // openStorage reports why the state cannot be used
+  }
+  if (runas !== undefined) {
+    const { uid, gid } = resolveUser(runas);
+    chownSync(path, uid, gid);
   }
 }
 

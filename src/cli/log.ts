@@ -1,5 +1,8 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { constants, closeSync, openSync, writeSync } from 'node:fs';
+import { errText } from './ioctl-sys.js';
 import { CliError } from './subopts.js';
+
+const { O_WRONLY, O_CREAT, O_APPEND, O_TRUNC, O_NOFOLLOW } = constants;
 
 /**
  * swtpm-compatible `--log file=|fd=,level=,prefix=,truncate`. Messages at level 1 are
@@ -25,11 +28,12 @@ export class Logger {
       this.fd = -1;
       this.own = false;
     } else if (typeof opts.file === 'string') {
-      const flags = opts.truncate === true ? 'w' : 'a';
+      // swtpm opens the log with O_NOFOLLOW: a symlink at the path is refused.
+      const flags = O_WRONLY | O_CREAT | O_NOFOLLOW | (opts.truncate === true ? O_TRUNC : O_APPEND);
       try {
         this.fd = openSync(opts.file, flags, 0o600);
       } catch (err) {
-        throw new CliError(`Could not open logfile '${opts.file}': ${(err as Error).message}`);
+        throw new CliError(`Could not open logfile '${opts.file}': ${errText(err)}`);
       }
       this.own = true;
     } else {

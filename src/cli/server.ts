@@ -10,10 +10,10 @@ import type { Conn, ConnServer } from '../transport/conn.js';
 import { fdSocket, listen, socketConn } from '../transport/stream.js';
 import type { ChannelConfig, Config } from './args.js';
 import { createDevice } from './device-setup.js';
+import { errText } from './ioctl-sys.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
-import { runAs } from './runas.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
@@ -138,12 +138,12 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       if (cfg.chardev === undefined && data?.fd === undefined) {
         throw new CliError('Missing character device or file descriptor');
       }
-      const fd = data?.fd ?? openSync(cfg.chardev!, 'r+');
+      const fd = data?.fd ?? cfg.chardevFd ?? openSync(cfg.chardev!, 'r+');
       serveDataConn(charDeviceConn(fd));
     } else if (data?.fd !== undefined && data.type === 'tcp') {
       serveDataConn(connectedFd(data.fd));
     } else if (data !== undefined) {
-      const s = await listen(listenOptions(data, 'server'));
+      const s = await listenChecked(data, listenOptions(data, 'server'));
       s.onConn = serveDataConn;
       servers.push(s);
     }
@@ -177,8 +177,6 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       return TPM_SUCCESS;
     };
     if (cfg.ctrl !== undefined) servers.push(await controlServer(cfg.ctrl, device, exit, unix));
-    // Sockets are open: drop privileges before any state file is touched.
-    if (cfg.runas !== undefined) runAs(cfg.runas);
     // A pid file that cannot be written ends the process (it must not keep listening).
     if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
     // swtpm writes the capture's header before the TPM starts.
@@ -234,16 +232,20 @@ async function controlServer(
       throw new CliError('Missing path and fd options for UnixIO control channel');
     }
     const o: Record<string, unknown> = { mode: c.mode ?? 0o770 };
-    if (c.path !== undefined) o.path = c.path;
+    if (c.path !== undefined) o.path = checkSunPath(c.path);
     if (c.fd !== undefined) o.fd = c.fd;
     if (c.clientfd !== undefined) o.clientFd = c.clientfd;
     if (c.uid !== undefined) o.uid = c.uid;
     if (c.gid !== undefined) o.gid = c.gid;
-    s = unix.unixConnServer(o as Parameters<UnixConn['unixConnServer']>[0]);
+    try {
+      s = unix.unixConnServer(o as Parameters<UnixConn['unixConnServer']>[0]);
+    } catch (err) {
+      throw listenError(c, err);
+    }
     // With clientfd there is no listener: losing that client ends the channel for good.
   } else {
     if (c.clientfd !== undefined) throw new CliError('clientfd is only valid for UnixIO channels');
-    s = await listen(listenOptions(c, 'ctrl'));
+    s = await listenChecked(c, listenOptions(c, 'ctrl'));
   }
   s.onConn = (conn) => serveCtrl(device, conn, { onEnd });
   return s;
@@ -255,7 +257,7 @@ function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
     if (c.path === undefined) {
       throw new CliError('Missing path and file descriptor option for UnixIO socket');
     }
-    return { path: c.path, mode: c.mode ?? 0o770, uid: c.uid, gid: c.gid };
+    return { path: checkSunPath(c.path), mode: c.mode ?? 0o770, uid: c.uid, gid: c.gid };
   }
   if (c.fd !== undefined) return { fd: c.fd };
   let port = c.port;
@@ -286,4 +288,40 @@ function connectedFd(fd: number): Conn {
   if (st.isSocket()) return socketConn(fdSocket(fd), `fd ${fd}`);
   if (st.isCharacterDevice()) return charDeviceConn(fd);
   throw new CliError(`File descriptor ${fd} is not a socket or character device.`);
+}
+
+/** sockaddr_un.sun_path: 108 bytes including the terminating NUL. */
+const SUN_PATH_SIZE = 108;
+
+/**
+ * Node's listen() silently truncates a longer path (and binds the truncated name);
+ * swtpm refuses it with this message (its spelling).
+ */
+function checkSunPath(path: string): string {
+  if (Buffer.byteLength(path) >= SUN_PATH_SIZE) {
+    throw new CliError('Path for UnioIO socket is too long');
+  }
+  return path;
+}
+
+async function listenChecked(
+  c: ChannelConfig,
+  o: Parameters<typeof listen>[0],
+): Promise<ConnServer> {
+  try {
+    return await listen(o);
+  } catch (err) {
+    throw listenError(c, err);
+  }
+}
+
+/** swtpm's message for a socket whose ownership cannot be changed; others as they are. */
+function listenError(c: ChannelConfig, err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e.syscall !== 'chown' && !/^chown/.test(e.message ?? '')) return err;
+  // swtpm prints uid_t/gid_t -1 ("leave as is") unsigned.
+  const id = (v: number | undefined) => (v === undefined || v < 0 ? 0xffffffff : v);
+  return new CliError(
+    `Could not change ownership of UnixIO socket to ${id(c.uid)}:${id(c.gid)} ${errText(e)}`,
+  );
 }

@@ -1,6 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { type Config, type Iface, parseArgs } from './args.js';
+import { refuseInspector, setNotDumpable } from './hardening.js';
+import { errText } from './ioctl-sys.js';
 import { Logger } from './log.js';
+import { runAs } from './runas.js';
 import { CliError } from './subopts.js';
 
 /** Our version; `-v` prints it in swtpm's format. */
@@ -43,6 +46,11 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const iface = first as Iface;
+  try {
+    refuseInspector();
+  } catch (err) {
+    return fatal(err);
+  }
   let cfg: Config;
   try {
     cfg = parseArgs(iface, argv.slice(1));
@@ -74,12 +82,25 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write('tswtpm: TPM 2 does not support startup deactivated.\n');
     return;
   }
+  const daemonChild = process.env[DAEMON_ENV] === '1';
+  if (iface !== 'cuse' && cfg.daemon && !daemonChild) {
+    // Everything below runs in the daemon, as in swtpm after daemonize_prep().
+    const { daemonize, inheritedFds } = await import('./daemon.js');
+    return await daemonize(DAEMON_ENV, inheritedFds(cfg));
+  }
   let log: Logger;
   try {
+    // swtpm opens the character device while parsing the options and changes the
+    // process owner before it opens the log, the sockets, the pid file or the state.
+    // CUSE changes it once the device exists (cuse-serve.ts).
+    if (iface === 'chardev') openChardev(cfg);
+    if (iface !== 'cuse' && cfg.runas !== undefined) runAs(cfg.runas);
     log = new Logger(cfg.log);
   } catch (err) {
     return fatal(err);
   }
+  // Past this point the process holds the TPM's secrets.
+  setNotDumpable();
   try {
     if (iface === 'cuse') {
       // The CUSE front end is loaded only when asked for.
@@ -88,12 +109,11 @@ export async function main(argv: string[]): Promise<void> {
       };
       await mod.runCuse(cfg, log);
     } else {
-      const { daemonize, notifyReady } = await import('./daemon.js');
-      if (cfg.daemon && process.env[DAEMON_ENV] !== '1') return await daemonize(DAEMON_ENV);
+      const { notifyReady } = await import('./daemon.js');
       const { runServer } = await import('./server.js');
       await runServer(cfg, log, {
         onReady: () => {
-          if (process.env[DAEMON_ENV] === '1') notifyReady();
+          if (daemonChild) notifyReady();
         },
       });
       // Like swtpm, the process ends with its main loop: a blocking read() on a
@@ -104,10 +124,12 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof CliError) {
       log.error(err.message);
       process.exitCode = err.exitCode;
-      return;
+    } else {
+      log.error(`Error: ${(err as Error).message}`);
+      process.exitCode = 1;
     }
-    log.error(`Error: ${(err as Error).message}`);
-    process.exitCode = 1;
+    // A start-up error may leave a listener or a device read behind: swtpm exits.
+    if (iface !== 'cuse') process.exit(process.exitCode);
   }
 }
 
@@ -119,4 +141,14 @@ function fatal(err: unknown, prefix = true): void {
   const msg = err instanceof Error ? err.message : String(err);
   process.stderr.write(prefix ? `tswtpm: ${msg}\n` : `${msg}\n`);
   process.exitCode = err instanceof CliError ? err.exitCode : 1;
+}
+
+/** `-c DEVICE`: opened at start-up as root, before --runas (swtpm's message). */
+function openChardev(cfg: Config): void {
+  if (cfg.chardev === undefined || cfg.server?.fd !== undefined) return;
+  try {
+    cfg.chardevFd = openSync(cfg.chardev, 'r+');
+  } catch (err) {
+    throw new CliError(`Cannot open ${cfg.chardev}: ${errText(err)}`);
+  }
 }
