@@ -51,17 +51,20 @@ export async function startTpmInProcess(opts: InProcessOptions = {}): Promise<In
   if (opts.stateDir === undefined) mkdirSync(stateDir);
   const dataPath = join(dir, 'tpm.sock');
   const ctrlPath = `${dataPath}.ctrl`;
-  const argv = [
+  // Paths never go through swtpm's comma-separated option syntax (a ',' in a path
+  // would start another option): the state location and the sockets are structured.
+  const cfg = parseArgs('socket', [
     ...(opts.tpm2 === false ? [] : ['--tpm2']),
-    '--tpmstate',
-    `dir=${stateDir}`,
-    '--server',
-    `type=unixio,path=${dataPath},mode=0600`,
-    '--ctrl',
-    `type=unixio,path=${ctrlPath},mode=0600`,
     ...((opts.startup ?? 'clear') === 'clear' ? ['--flags', 'not-need-init,startup-clear'] : []),
     ...(opts.args ?? []),
-  ];
+  ]);
+  if (cfg.tpmstate === undefined) {
+    cfg.backend = { kind: 'dir', path: stateDir, lock: true, backup: false, fsync: false };
+  }
+  const unix = (path: string) =>
+    ({ type: 'unixio', path, mode: 0o600, disconnect: false, terminate: false }) as const;
+  cfg.server ??= unix(dataPath);
+  cfg.ctrl ??= unix(ctrlPath);
   const cleanup = () => {
     rmSync(dir, { recursive: true, force: true });
     active = false;
@@ -69,7 +72,7 @@ export async function startTpmInProcess(opts: InProcessOptions = {}): Promise<In
   let stop!: () => Promise<void>;
   let done!: Promise<void>;
   const ready = new Promise<void>((resolve, reject) => {
-    done = runServer(parseArgs('socket', argv), new Logger(undefined), {
+    done = runServer(cfg, new Logger(undefined), {
       signals: false,
       onReady: (s) => {
         stop = s;

@@ -1,3 +1,4 @@
+import type { BackendConfig } from '../storage/uri.js';
 import { type OptDef, getopt } from './getopt.js';
 import { CliError, parseSubopts } from './subopts.js';
 
@@ -27,6 +28,8 @@ export interface Config {
   daemon: boolean;
   /** Raw `--tpmstate` value (validated here, interpreted by storage/uri.ts). */
   tpmstate?: string;
+  /** A state location given as a structure (by an embedder); it wins over `tpmstate`. */
+  backend?: BackendConfig;
   flags: {
     notNeedInit: boolean;
     startup: 'clear' | 'state' | 'deactivated' | 'none' | undefined;
