@@ -69,17 +69,25 @@ async function start(
   const child = spawn(file, [...pre, ...args, ...extra], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  for (let i = 0; !existsSync(ctrl); i++) {
-    if (i > 1000 || child.exitCode !== null) throw new Error(`${program} did not start`);
-    await new Promise((r) => setTimeout(r, 10));
+  try {
+    for (let i = 0; !existsSync(ctrl); i++) {
+      if (i > 1000 || child.exitCode !== null) throw new Error(`${program} did not start`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new ControlClient({ path: ctrl }, { timeoutMs: 5000 }).getCapability();
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
   }
-  await new ControlClient({ path: ctrl }).getCapability();
   return { child, ctrl, dir };
 }
 
 async function stop(t: { child: ChildProcess; ctrl: string }): Promise<void> {
+  if (t.child.exitCode !== null || t.child.signalCode !== null) return;
   const exited = new Promise((r) => t.child.once('exit', r));
-  await new ControlClient({ path: t.ctrl }).shutdown();
+  await new ControlClient({ path: t.ctrl }, { timeoutMs: 5000 })
+    .shutdown()
+    .catch(() => t.child.kill('SIGKILL'));
   await exited;
 }
 

@@ -271,5 +271,19 @@ test(
     ok('start1');
     assert.equal(out('cap1'), 'ptm capability is 0x16fff');
     assert.ok(marks.has('vtpm1 removed after SIGTERM'));
+
+    // --runas tpmuser (uid 4242, primary group 4242, supplementary group 4343).
+    ok('startr');
+    assert.equal(
+      out('idsr')
+        .split('\n')
+        .map((l) => l.replace(/\s+/g, ' ').trim())
+        .join('\n'),
+      'Uid: 4242 4242 4242 4242\nGid: 4242 4242 4242 4242\nGroups: 4242 4343',
+    );
+    ok('initr');
+    assert.equal(out('ownerr'), '4242:4242 /tmp/vtpmr\n4242:4242 /tmp/vtpmr/tpm2-00.permall');
+    ok('stopr');
+    assert.ok(marks.has('vtpmr removed'));
   },
 );
