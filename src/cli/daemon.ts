@@ -59,7 +59,8 @@ export function childStdio(fds: readonly number[]): StdioOptions {
 
 /**
  * Every fd an option names: `--fd`, `--server fd=`, `--ctrl fd=|clientfd=`,
- * `--pid fd=`, `--log fd=`, `--key fd=|pwdfd=`, `--migration-key fd=|pwdfd=`.
+ * `--pid fd=`, `--log fd=`, `--key fd=|pwdfd=`, `--migration-key fd=|pwdfd=`,
+ * `--pcap fd=`, `--profile fd=`.
  */
 export function inheritedFds(cfg: Config): number[] {
   const out = new Set<number>();
@@ -71,6 +72,8 @@ export function inheritedFds(cfg: Config): number[] {
   add(cfg.ctrl?.clientfd);
   add(cfg.pid?.fd);
   add(cfg.log?.fd);
+  add(cfg.pcap?.fd);
+  add(cfg.profile?.fd);
   for (const k of [cfg.key, cfg.migrationKey]) {
     add(k?.fd);
     add(k?.pwdfd);
