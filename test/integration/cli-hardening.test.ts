@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ControlClient, TpmClient } from '../../src/client/index.js';
-import { TSWTPM_BIN, startTcp, tempDir } from '../helpers/procs.js';
+import { TSWTPM_BIN, startTcp, tempDir, waitForControl } from '../helpers/procs.js';
 import { haveSwtpm } from '../helpers/spawn-tswtpm.js';
 
 // Issue 10: a TPM process that local users cannot open up (SIGUSR1, --inspect, ptrace),
@@ -112,8 +112,7 @@ test(
       const [file, argv] = cmd(program, args);
       const child = spawn(file, argv, { stdio: 'ignore', uid: NOBODY, gid: NOBODY });
       try {
-        await until(() => existsSync(ctrl));
-        await new ControlClient({ path: ctrl }).getCapability();
+        await waitForControl(ctrl, child);
         const peek = spawnSync('ls', [`/proc/${child.pid}/fd`], { uid: NOBODY, gid: NOBODY });
         return peek.status;
       } finally {
@@ -130,13 +129,6 @@ function cmd(program: 'tswtpm' | 'swtpm', args: string[]): [string, string[]] {
   return program === 'swtpm'
     ? ['swtpm', ['socket', ...args]]
     : [process.execPath, [TSWTPM_BIN, 'socket', ...args]];
-}
-
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; !cond(); i++) {
-    if (i > 1000) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 for (const daemon of [false, true]) {

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:f
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ControlClient } from '../../src/client/index.js';
-import { TSWTPM_BIN, tempDir } from '../helpers/procs.js';
+import { TSWTPM_BIN, tempDir, waitForControl } from '../helpers/procs.js';
 import { haveSwtpm } from '../helpers/spawn-tswtpm.js';
 
 // `-r/--runas USER` as swtpm's change_process_owner(): initgroups() keeps the user's
@@ -70,11 +70,7 @@ async function start(
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   try {
-    for (let i = 0; !existsSync(ctrl); i++) {
-      if (i > 1000 || child.exitCode !== null) throw new Error(`${program} did not start`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await new ControlClient({ path: ctrl }, { timeoutMs: 5000 }).getCapability();
+    await waitForControl(ctrl, child);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
@@ -152,10 +148,7 @@ test('--runas UID (a number): that uid, gid = uid, no other group', { skip }, as
     ]),
     { stdio: 'ignore' },
   );
-  for (let i = 0; !existsSync(ctrl); i++) {
-    if (i > 1000 || child.exitCode !== null) throw new Error('tswtpm did not start');
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitForControl(ctrl, child);
   try {
     assert.deepEqual(ids(child.pid!), {
       uid: '54321\t54321\t54321\t54321',
