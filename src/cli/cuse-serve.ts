@@ -60,6 +60,7 @@ export async function serveCuse(
     done();
   };
   device.onShutdown = () => void exit();
+  device.onError = (msg) => log.error(msg);
 
   if (cfg.flags.notNeedInit) {
     if (device.startTpm(0) !== TPM_SUCCESS) {
