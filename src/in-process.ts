@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from './cli/args.js';
+import { type Config, parseArgs } from './cli/args.js';
 import { Logger } from './cli/log.js';
 import { runServer } from './cli/server.js';
 import { ControlClient } from './client/control.js';
@@ -51,24 +51,17 @@ export async function startTpmInProcess(opts: InProcessOptions = {}): Promise<In
   if (opts.stateDir === undefined) mkdirSync(stateDir);
   const dataPath = join(dir, 'tpm.sock');
   const ctrlPath = `${dataPath}.ctrl`;
-  // Paths never go through swtpm's comma-separated option syntax (a ',' in a path
-  // would start another option): the state location and the sockets are structured.
-  const cfg = parseArgs('socket', [
-    ...(opts.tpm2 === false ? [] : ['--tpm2']),
-    ...((opts.startup ?? 'clear') === 'clear' ? ['--flags', 'not-need-init,startup-clear'] : []),
-    ...(opts.args ?? []),
-  ]);
-  if (cfg.tpmstate === undefined) {
-    cfg.backend = { kind: 'dir', path: stateDir, lock: true, backup: false, fsync: false };
-  }
-  const unix = (path: string) =>
-    ({ type: 'unixio', path, mode: 0o600, disconnect: false, terminate: false }) as const;
-  cfg.server ??= unix(dataPath);
-  cfg.ctrl ??= unix(ctrlPath);
   const cleanup = () => {
     rmSync(dir, { recursive: true, force: true });
     active = false;
   };
+  let cfg: Config;
+  try {
+    cfg = inProcessConfig(opts, stateDir, dataPath, ctrlPath);
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
   let stop!: () => Promise<void>;
   let done!: Promise<void>;
   const ready = new Promise<void>((resolve, reject) => {
@@ -99,4 +92,30 @@ export async function startTpmInProcess(opts: InProcessOptions = {}): Promise<In
       await done;
     },
   };
+}
+
+/**
+ * The `tswtpm socket` configuration of an in-process TPM. Paths never go through swtpm's
+ * comma-separated option syntax (a ',' in a path would start another option): the
+ * state location and the sockets are set as structures.
+ */
+function inProcessConfig(
+  opts: InProcessOptions,
+  stateDir: string,
+  dataPath: string,
+  ctrlPath: string,
+): Config {
+  const cfg = parseArgs('socket', [
+    ...(opts.tpm2 === false ? [] : ['--tpm2']),
+    ...((opts.startup ?? 'clear') === 'clear' ? ['--flags', 'not-need-init,startup-clear'] : []),
+    ...(opts.args ?? []),
+  ]);
+  if (cfg.tpmstate === undefined) {
+    cfg.backend = { kind: 'dir', path: stateDir, lock: true, backup: false, fsync: false };
+  }
+  const unix = (path: string) =>
+    ({ type: 'unixio', path, mode: 0o600, disconnect: false, terminate: false }) as const;
+  cfg.server ??= unix(dataPath);
+  cfg.ctrl ??= unix(ctrlPath);
+  return cfg;
 }
