@@ -17,6 +17,7 @@ import { runAs } from './runas.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
+import { openVtpmProxy } from './vtpm.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
@@ -132,7 +133,10 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     // The data channel: a listening socket, a given fd, a character device, or none
     // (then QEMU passes it with CMD_SET_DATAFD).
     const data = cfg.server;
-    if (cfg.iface === 'chardev' && cfg.printInfo !== 0 && cfg.chardev === undefined) {
+    if (cfg.iface === 'chardev' && cfg.vtpmProxy) {
+      // swtpm creates the proxy before anything else is opened, --print-info included.
+      serveDataConn(charDeviceConn(openVtpmProxy(cfg)));
+    } else if (cfg.iface === 'chardev' && cfg.printInfo !== 0 && cfg.chardev === undefined) {
       // swtpm opens /dev/zero for --print-info; nothing is served.
     } else if (cfg.iface === 'chardev') {
       if (cfg.chardev === undefined && data?.fd === undefined) {
