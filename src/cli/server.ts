@@ -71,6 +71,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   let exiting = false;
   /** Data channels not behind a listener (--fd, chardev, CMD_SET_DATAFD) while open. */
   const conns = new Set<Conn>();
+  /** The --vtpm-proxy fd until it is served. */
+  let proxyFd: number | undefined;
   const exit = async () => {
     if (exiting) return;
     exiting = true;
@@ -79,6 +81,9 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     for (const s of servers) s.close();
     // swtpm's main loop ends with its data fd (QEMU's socketpair is still open then).
     for (const c of conns) c.close();
+    // Closing it unregisters /dev/tpmN (no read() can be pending on it yet).
+    if (proxyFd !== undefined) closeSync(proxyFd);
+    proxyFd = undefined;
     try {
       await device.close();
     } catch (err) {
@@ -134,8 +139,9 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     // (then QEMU passes it with CMD_SET_DATAFD).
     const data = cfg.server;
     if (cfg.iface === 'chardev' && cfg.vtpmProxy) {
-      // swtpm creates the proxy before anything else is opened, --print-info included.
-      serveDataConn(charDeviceConn(openVtpmProxy(cfg)));
+      // swtpm creates the proxy before anything else is opened, --print-info included,
+      // but reads it only once the TPM has started (below).
+      proxyFd = openVtpmProxy(cfg);
     } else if (cfg.iface === 'chardev' && cfg.printInfo !== 0 && cfg.chardev === undefined) {
       // swtpm opens /dev/zero for --print-info; nothing is served.
     } else if (cfg.iface === 'chardev') {
@@ -214,6 +220,16 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       await exit();
       throw new CliError('Error: Could not send Startup to the TPM.');
     }
+  }
+
+  if (proxyFd !== undefined) {
+    // The kernel queues its start-up commands (SET_LOCALITY, SelfTest, GetCapability,
+    // GetRandom) as soon as the proxy exists and gives up registering /dev/tpmN on an
+    // error: they must reach a started TPM, as in swtpm, whose main loop reads the fd
+    // only after the TPM and its Startup.
+    const fd = proxyFd;
+    proxyFd = undefined;
+    serveDataConn(charDeviceConn(fd));
   }
 
   hooks.onReady?.(async () => {
