@@ -8,6 +8,7 @@ import { TPM_BAD_PARAMETER, TPM_FAIL, TPM_IOERROR, TPM_SUCCESS } from '../protoc
 import { charDeviceConn } from '../transport/char-conn.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
 import { fdSocket, listen, socketConn } from '../transport/stream.js';
+import { vtpmProxyConn } from '../transport/vtpm-conn.js';
 import type { ChannelConfig, Config } from './args.js';
 import { createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
@@ -229,7 +230,11 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     // only after the TPM and its Startup.
     const fd = proxyFd;
     proxyFd = undefined;
-    serveDataConn(charDeviceConn(fd));
+    serveDataConn(
+      vtpmProxyConn(fd, (err) =>
+        log.error(`Could not write the response to the vTPM proxy: ${err.code ?? err.message}`),
+      ),
+    );
   }
 
   hooks.onReady?.(async () => {
