@@ -44,6 +44,8 @@ export interface Config {
   chardev?: string;
   /** The `-c` device once opened (at start-up, before `--runas`, as swtpm does). */
   chardevFd?: number;
+  /** chardev `--vtpm-proxy`: serve a new Linux /dev/tpmN (its implied settings are applied). */
+  vtpmProxy: boolean;
   name?: string;
   /** CUSE `-M/--maj`, `-m/--min`: device numbers (0 or absent: the kernel chooses). */
   maj?: number;
@@ -159,6 +161,7 @@ export function parseArgs(iface: Iface, argv: readonly string[]): Config {
     flags: { notNeedInit: false, startup: undefined, disableAutoShutdown: false },
     locality: { rejectLocality4: false, allowSetLocality: false },
     migration: { incoming: false, releaseLockOutgoing: false },
+    vtpmProxy: false,
     printCapabilities: false,
     printStates: false,
     printInfo: 0,
@@ -167,6 +170,15 @@ export function parseArgs(iface: Iface, argv: readonly string[]): Config {
     version: false,
   };
   for (const { name, value } of opts) apply(cfg, name, value ?? '');
+  if (cfg.vtpmProxy) {
+    // swtpm's implied settings (runtime-features.md §3.2): the TPM starts at launch with
+    // Startup(CLEAR) unless --flags names another startup type, the kernel's
+    // SET_LOCALITY vendor command is allowed, and losing the fd ends the process.
+    cfg.flags.notNeedInit = true;
+    cfg.flags.startup ??= 'clear';
+    cfg.locality.allowSetLocality = true;
+    cfg.terminate = true;
+  }
   return cfg;
 }
 
@@ -331,10 +343,8 @@ function apply(cfg: Config, name: string, v: string): void {
       parseSubopts('seccomp', v, { action: 'string' });
       return;
     case 'vtpm-proxy':
-      // Not wired yet (docs/compat.md): refused rather than silently ignored.
-      throw new CliError(
-        '--vtpm-proxy is not supported by tswtpm: use `tswtpm cuse` or the socket interface',
-      );
+      cfg.vtpmProxy = true;
+      return;
   }
 }
 

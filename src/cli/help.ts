@@ -56,6 +56,10 @@ ${CHANNELS}`;
 const CHARDEV = `-c|--chardev <path>
                  : TPM commands on this character device (or pty)
 -f|--fd <fd>     : TPM commands on this already-open character device
+--vtpm-proxy     : create a Linux vTPM proxy device (/dev/tpmN, needs root and
+                   the tpm_vtpm_proxy module) and serve the kernel's TPM
+                   commands; implies not-need-init, startup-clear (unless
+                   --flags names another startup type) and allow-set-locality
 ${CHANNELS}`;
 
 const CUSE = `-n|--name <name> : create the character device /dev/<name>

@@ -8,6 +8,7 @@ import { TPM_BAD_PARAMETER, TPM_FAIL, TPM_IOERROR, TPM_SUCCESS } from '../protoc
 import { charDeviceConn } from '../transport/char-conn.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
 import { fdSocket, listen, socketConn } from '../transport/stream.js';
+import { vtpmProxyConn } from '../transport/vtpm-conn.js';
 import type { ChannelConfig, Config } from './args.js';
 import { createDevice } from './device-setup.js';
 import { errText } from './ioctl-sys.js';
@@ -17,6 +18,7 @@ import { writePid } from './pidfile.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
+import { openVtpmProxy } from './vtpm.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
@@ -70,6 +72,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   let exiting = false;
   /** Data channels not behind a listener (--fd, chardev, CMD_SET_DATAFD) while open. */
   const conns = new Set<Conn>();
+  /** The --vtpm-proxy fd until it is served. */
+  let proxyFd: number | undefined;
   const exit = async () => {
     if (exiting) return;
     exiting = true;
@@ -78,6 +82,9 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     for (const s of servers) s.close();
     // swtpm's main loop ends with its data fd (QEMU's socketpair is still open then).
     for (const c of conns) c.close();
+    // Closing it unregisters /dev/tpmN (no read() can be pending on it yet).
+    if (proxyFd !== undefined) closeSync(proxyFd);
+    proxyFd = undefined;
     try {
       await device.close();
     } catch (err) {
@@ -132,7 +139,11 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     // The data channel: a listening socket, a given fd, a character device, or none
     // (then QEMU passes it with CMD_SET_DATAFD).
     const data = cfg.server;
-    if (cfg.iface === 'chardev' && cfg.printInfo !== 0 && cfg.chardev === undefined) {
+    if (cfg.iface === 'chardev' && cfg.vtpmProxy) {
+      // swtpm creates the proxy before anything else is opened, --print-info included,
+      // but reads it only once the TPM has started (below).
+      proxyFd = openVtpmProxy(cfg);
+    } else if (cfg.iface === 'chardev' && cfg.printInfo !== 0 && cfg.chardev === undefined) {
       // swtpm opens /dev/zero for --print-info; nothing is served.
     } else if (cfg.iface === 'chardev') {
       if (cfg.chardev === undefined && data?.fd === undefined) {
@@ -208,6 +219,20 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       await exit();
       throw new CliError('Error: Could not send Startup to the TPM.');
     }
+  }
+
+  if (proxyFd !== undefined) {
+    // The kernel queues its start-up commands (SET_LOCALITY, SelfTest, GetCapability,
+    // GetRandom) as soon as the proxy exists and gives up registering /dev/tpmN on an
+    // error: they must reach a started TPM, as in swtpm, whose main loop reads the fd
+    // only after the TPM and its Startup.
+    const fd = proxyFd;
+    proxyFd = undefined;
+    serveDataConn(
+      vtpmProxyConn(fd, (err) =>
+        log.error(`Could not write the response to the vTPM proxy: ${err.code ?? err.message}`),
+      ),
+    );
   }
 
   hooks.onReady?.(async () => {

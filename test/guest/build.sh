@@ -3,7 +3,7 @@
 #   OUT/vmlinux   Debian's kernel as an ELF with a PVH entry (boots ~4 s faster than the
 #                 XZ bzImage under TCG); falls back to a copy of the bzImage
 #   OUT/initrd    uncompressed newc cpio (no unpack cost in the guest): busybox, the
-#                 fuse/cuse modules, node (stripped), this project (dist + koffi;
+#                 fuse/cuse and tpm_vtpm_proxy modules, node (stripped), this project (dist + koffi;
 #                 /usr/bin/tswtpm and /usr/bin/tswtpm_ioctl),
 #                 libtpms, swtpm_ioctl, tpm2-tools with the device TCTI, and /init
 # The system part is cached in OUT/base-*.cpio, keyed by the versions it is built from;
@@ -78,6 +78,15 @@ if [ ! -s "$BASE" ]; then
     *) cp "$src" "$ROOT/lib/modules/$m.ko" ;;
     esac
   done
+  # The vTPM proxy (chardev --vtpm-proxy): `modinfo -F depends` is empty (TCG_TPM=y).
+  if ! grep -q '/tpm_vtpm_proxy.ko' "$MODDIR/modules.builtin" 2>/dev/null; then
+    src=$(ls "$MODDIR/kernel/drivers/char/tpm/tpm_vtpm_proxy.ko"* | head -1)
+    case $src in
+    *.xz) xz -dc "$src" >"$ROOT/lib/modules/tpm_vtpm_proxy.ko" ;;
+    *.zst) zstd -qdc "$src" >"$ROOT/lib/modules/tpm_vtpm_proxy.ko" ;;
+    *) cp "$src" "$ROOT/lib/modules/tpm_vtpm_proxy.ko" ;;
+    esac
+  fi
   strip -o "$OUT/node.stripped" "$(readlink -f "$(command -v node)")"
   copy_elf "$OUT/node.stripped" /usr/bin/node
   rm -f "$OUT/node.stripped"

@@ -3,7 +3,8 @@
 // swtpm_ioctl and tpm2-tools (test/guest/build.sh). Its /init (test/guest/init) starts
 // `tswtpm cuse -n vtpm0` and drives /dev/vtpm0 with Debian's swtpm_ioctl and our
 // tswtpm_ioctl (each invocation with both, compared here), tpm2-tools, and the client
-// library's device transport; the results come back on the serial console as
+// library's device transport; then `tswtpm chardev --vtpm-proxy` serves the kernel's
+// /dev/tpmN (tpm_vtpm_proxy.ko); the results come back on the serial console as
 // `@@ step| output` and `@@ step rc=N` lines, asserted here.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -90,8 +91,8 @@ function runQemu(
 }
 
 test(
-  'tswtpm cuse in a QEMU guest: swtpm_ioctl = tswtpm_ioctl, tpm2-tools and the client library on the device',
-  { skip, timeout: 600_000 },
+  'tswtpm cuse and chardev --vtpm-proxy in a QEMU guest: swtpm_ioctl = tswtpm_ioctl, tpm2-tools and the client library on the devices',
+  { skip, timeout: 720_000 },
   async (t) => {
     const t0 = performance.now();
     const build = spawnSync('bash', [join(ROOT, 'test/guest/build.sh'), OUT], { encoding: 'utf8' });
@@ -104,7 +105,7 @@ test(
     const t1 = performance.now();
     const serial = join(OUT, 'serial.log');
     rmSync(serial, { force: true });
-    const code = await runQemu(kv.KERNEL!, kv.INITRD!, serial, 300_000);
+    const code = await runQemu(kv.KERNEL!, kv.INITRD!, serial, 600_000);
     const t2 = performance.now();
     const text = existsSync(serial) ? readFileSync(serial, 'utf8') : '';
     const { steps, marks, t: times } = parseSerial(text);
@@ -116,6 +117,8 @@ test(
         `tswtpm cuse up in ${((times.get('started') ?? 0) - (times.get('start') ?? 0)).toFixed(2)} s, ` +
         `swtpm_ioctl + tswtpm_ioctl -c in ${((times.get('ioctl2') ?? 0) - (times.get('ioctl1') ?? 0)).toFixed(2)} s, ` +
         `client library part ${((times.get('sigterm') ?? 0) - (times.get('client') ?? 0)).toFixed(2)} s, ` +
+        `vtpm-proxy up in ${((times.get('vp-up') ?? 0) - (times.get('vp') ?? 0)).toFixed(2)} s, ` +
+        `exit after CMD_SHUTDOWN ${((times.get('vp-exited') ?? 0) - (times.get('vp-s') ?? 0)).toFixed(2)} s, ` +
         `done at ${times.get('end')} s`,
     );
     assert.ok(marks.has('DONE'), `guest did not finish (qemu exit ${code}):\n${text.slice(-3000)}`);
@@ -285,5 +288,57 @@ test(
     assert.equal(out('ownerr'), '4242:4242 /tmp/vtpmr\n4242:4242 /tmp/vtpmr/tpm2-00.permall');
     ok('stopr');
     assert.ok(marks.has('vtpmr removed'));
+
+    // chardev --vtpm-proxy (TPM 2): swtpm's New TPM device line on stdout, nothing on
+    // stderr; the kernel registered /dev/tpmN and /dev/tpmrmN.
+    ok('vp-vtpmx');
+    assert.match(out('vp-out'), /^New TPM device: \/dev\/tpm\d+ \(major\/minor = \d+\/\d+\)$/);
+    assert.equal(out('vp-err'), '');
+    assert.equal(out('vp-sys'), '2');
+    ok('vp-nodes');
+    // The kernel's first command was SET_LOCALITY(0) (vendor ordinal 0x20001000),
+    // answered by tswtpm itself with success, and it came exactly once.
+    assert.deepEqual(out('vp-log').split('\n'), [
+      ' SWTPM_IO_Read: length 11',
+      ' 80 02 00 00 00 0B 20 00 10 00 00 ',
+      ' SWTPM_IO_Write: length 10',
+      ' 80 01 00 00 00 0A 00 00 00 00 ',
+    ]);
+    assert.equal(out('vp-setloc'), '1');
+    // startup-clear is implied: tswtpm sent TPM2_Startup(CLEAR) before serving, so a
+    // raw Startup gets TPM_RC_INITIALIZE, which tpm2_startup accepts (rc 0).
+    ok('vp-startup');
+    assert.equal(out('vp-startup-raw'), '80010000000a00000100');
+    for (const s of ['vp-getrandom', 'vp-pcrextend', 'vp-pcrread']) ok(s);
+    assert.match(out('vp-getrandom'), /^[0-9a-f]{32}$/);
+    assert.match(out('vp-pcrread'), new RegExp(`16: 0x${pcr}`));
+    // TPM2_PCR_Read(sha256, 17) in one write(): the answer swtpm's test expects (the
+    // update counter aside, which the PCR 16 extend moved).
+    assert.match(
+      out('vp-pcrread17'),
+      /^80010000003e00000000[0-9a-f]{8}00000001000b03000002000000010020(ff){32}$/,
+    );
+    // The UnixIO control channel serves alongside; both tools agree.
+    ok('vp-c-g');
+    assert.equal(out('vp-t-g'), out('vp-c-g'));
+    assert.match(out('vp-c-g'), /^ptm configuration flags: 0x[0-9a-f]+$/);
+    assert.equal(out('vp-c-c'), 'ptm capability is 0x1ffff');
+    assert.match(out('vp-state'), /tpm2-00\.permall/);
+    // CMD_SHUTDOWN ends the process (exit 0, pid file removed) and so the device.
+    ok('vp-s');
+    assert.equal(steps.get('vp-exit')?.rc, 0);
+    for (const m of ['vp device removed', 'vp tpmrm removed', 'vp pid file removed']) {
+      assert.ok(marks.has(m), m);
+    }
+
+    // TPM 1.2 without --flags: Startup(ST_CLEAR) implied, PCR 17 reads as all ones;
+    // SIGTERM removes the device and exits 0.
+    assert.match(out('vp12-out'), /^New TPM device: \/dev\/tpm\d+ /);
+    assert.equal(out('vp12-sys'), '1');
+    assert.equal(out('vp12-pcrread17'), `00c40000001e00000000${'ff'.repeat(20)}`);
+    assert.equal(out('vp12-c-c'), 'ptm capability is 0x17fff');
+    assert.equal(steps.get('vp12-exit')?.rc, 0);
+    assert.ok(marks.has('vp12 device removed after SIGTERM'));
+    assert.match(out('vp12-state'), /tpm-00\.permall/);
   },
 );
