@@ -30,31 +30,25 @@ export interface InProcessTpm {
   close(): Promise<void>;
 }
 
-let active = false;
-
 /**
  * Runs a TPM in the calling process: the same server as `tswtpm socket`, on Unix sockets
- * in a temporary directory, without spawning anything. libtpms is one TPM per process,
- * so only one can run at a time.
+ * in a temporary directory, without spawning anything. Call it as often as you like,
+ * also concurrently: each TPM runs on its own copy of libtpms (the first on the normally
+ * loaded library, the others on private in-memory copies), with its own state, lock,
+ * locality and control channel.
  *
  * @example
- * const t = await startTpmInProcess();
- * const rsp = await t.tpm.transmit(getRandomCommand);
- * await t.close();
+ * const [a, b] = await Promise.all([startTpmInProcess(), startTpmInProcess()]);
+ * const rsp = await a.tpm.transmit(getRandomCommand);
+ * await Promise.all([a.close(), b.close()]);
  */
 export async function startTpmInProcess(opts: InProcessOptions = {}): Promise<InProcessTpm> {
-  if (active)
-    throw new Error('an in-process TPM is already running (libtpms allows one per process)');
-  active = true;
   const dir = mkdtempSync(join(tmpdir(), 'tswtpm-'));
   const stateDir = opts.stateDir ?? join(dir, 'state');
   if (opts.stateDir === undefined) mkdirSync(stateDir);
   const dataPath = join(dir, 'tpm.sock');
   const ctrlPath = `${dataPath}.ctrl`;
-  const cleanup = () => {
-    rmSync(dir, { recursive: true, force: true });
-    active = false;
-  };
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
   let cfg: Config;
   try {
     cfg = inProcessConfig(opts, stateDir, dataPath, ctrlPath);

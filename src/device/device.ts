@@ -1,5 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
-import { Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import { acquireEngine, releaseEngine } from '../engine/pool.js';
 import { TPM2_CC, TPM_ORD, shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
 import {
   TPM2_CC_SHUTDOWN,
@@ -74,7 +75,8 @@ export class Device {
   constructor(opts: DeviceOptions) {
     this.opts = opts;
     this.profile = opts.profile;
-    this.engine = Engine.get();
+    // Its own libtpms copy when other TPMs share the process (engine/pool.ts).
+    this.engine = acquireEngine();
     this.engine.setStore(opts.storage);
     this.engine.choose(opts.version);
   }
@@ -418,6 +420,7 @@ export class Device {
     while (this.tail !== undefined) await this.tail;
     this.stopTpm();
     this.opts.storage.backend.close();
+    releaseEngine(this.engine);
   }
 }
 

@@ -16,7 +16,6 @@ test('startTpmInProcess() serves a TPM 2.0 on Unix sockets without spawning', as
     const rsp = Buffer.from(await t.tpm.transmit(GET_RANDOM));
     assert.equal(rsp.readUInt32BE(6), 0, 'GetRandom succeeds (Startup was sent)');
     assert.equal(rsp.readUInt16BE(10), 16);
-    await assert.rejects(startTpmInProcess(), /already running/);
   } finally {
     await t.close();
   }
@@ -24,7 +23,7 @@ test('startTpmInProcess() serves a TPM 2.0 on Unix sockets without spawning', as
   assert.equal(existsSync(t.stateDir), false, 'the temporary state is removed');
 });
 
-test('a second in-process TPM starts after the first closed; startup none waits for CMD_INIT', async () => {
+test('an in-process TPM started after another closed; startup none waits for CMD_INIT', async () => {
   const t = await startTpmInProcess({ startup: 'none' });
   try {
     // Not started: the data channel answers TPM_RC_FAILURE until CMD_INIT.
