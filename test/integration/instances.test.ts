@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { type InProcessTpm, startTpmInProcess, tpm2 } from '../../src/index.js';
+import { ControlClient, type InProcessTpm, startTpmInProcess, tpm2 } from '../../src/index.js';
 import { createEkRsa2048, nvReadPublic } from '../helpers/ek.js';
-import { tempDir } from '../helpers/procs.js';
+import { startTcp, tempDir } from '../helpers/procs.js';
 import { createPrimaryRsaRandom, extendedOnce, sha256 } from '../helpers/tpm-commands.js';
 
 const rc = (rsp: Uint8Array) => Buffer.from(rsp).readUInt32BE(6);
@@ -146,4 +146,25 @@ describe('control commands reach their own TPM only', () => {
     }
     assert.fail(`A's key was always ready before the cancel: ${seen}`);
   });
+});
+
+test('a second TPM of the process on the same state directory is refused', async () => {
+  const dir = join(work.path, 'shared');
+  mkdirSync(dir);
+  const a = await startTpmInProcess({ stateDir: dir });
+  try {
+    await assert.rejects(startTpmInProcess({ stateDir: dir }), /Could not initialize libtpms/);
+    // The refused attempt opened and closed the lock file: A's lock survives that.
+    const swtpm = await startTcp('swtpm', ['--tpm2', '--tpmstate', `dir=${dir}`]);
+    const client = new ControlClient({ port: swtpm.ctrlPort });
+    try {
+      await assert.rejects(client.init(), /TPM_FAIL|0x9\b/, 'C swtpm cannot lock the state');
+    } finally {
+      await client.close();
+      await swtpm.stop();
+    }
+    assert.equal(rc(await a.tpm.transmit(tpm2.getRandom(8))), 0);
+  } finally {
+    await a.close();
+  }
 });
