@@ -213,5 +213,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const programs: Program[] = swtpmVersion() ? ['tswtpm', 'swtpm'] : ['tswtpm'];
   const state = await prepareState(programs[programs.length - 1]!, 16);
   if (args.includes('--thousand')) await thousand(state);
-  else console.log(table(await instanceRows(state, programs, args.includes('--quick'))));
+  else {
+    const rows = await instanceRows(state, programs, args.includes('--quick'));
+    console.log(table(rows));
+    for (const r of rows) if (r.note) console.log(`- ${r.label}: ${r.note}`);
+  }
 }
