@@ -206,6 +206,9 @@ export class Engine {
     this.lastCallbackError = undefined;
     this.#lib.ChooseTPMVersion(TPMLIB_TPM_VERSION_2);
     this.#lib.ChooseTPMVersion(TPMLIB_TPM_VERSION_1_2);
+    // libtpms >= 0.10: a profile set for a start that never happened must not reach the
+    // next TPM; NULL selects the default profile (from reading; 0.9.2 has no profiles).
+    this.#lib.SetProfile?.(null);
     this.#lib.SetDebugLevel(0);
     this.#lib.SetDebugFD(-1);
     this.#lib.SetDebugPrefix(null);
