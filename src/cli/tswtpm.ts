@@ -39,6 +39,14 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (first === undefined) return fatal('Missing TPM interface type.', false);
+  // Not a swtpm interface: many vTPMs in one process (issue 12).
+  if (first === 'host') {
+    try {
+      return await (await import('./host.js')).hostMain(argv.slice(1));
+    } catch (err) {
+      return fatal(err);
+    }
+  }
   if (!IFACES.includes(first as Iface)) {
     process.stderr.write(`Unsupported TPM interface type '${first}'.\n`);
     process.stderr.write(await usage(undefined));
