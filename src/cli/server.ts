@@ -109,7 +109,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   // swtpm dumps control and data traffic from log level 2 on.
   // Commands the emulator sends itself are not dumped (swtpm's pcap records them).
   const dump = (m: unknown) => {
-    if ((m as WireMessage).internal !== true) log.raw(2, formatWireDump(m as WireMessage));
+    const w = m as WireMessage;
+    if (w.source === device && w.internal !== true) log.raw(2, formatWireDump(w));
   };
   if (log.level >= 2) wireChannel.subscribe(dump);
 
@@ -191,7 +192,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     // A pid file that cannot be written ends the process (it must not keep listening).
     if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
     // swtpm writes the capture's header before the TPM starts.
-    if (cfg.pcap !== undefined) pcap = PcapSink.open(cfg.pcap, version === '2.0');
+    if (cfg.pcap !== undefined) pcap = PcapSink.open(cfg.pcap, version === '2.0', device);
   } catch (err) {
     await exit();
     throw err;

@@ -54,7 +54,7 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
 
   const send = (rsp: Uint8Array) => {
     if (closed) return;
-    traceWire('SWTPM_IO_Write', rsp);
+    traceWire('SWTPM_IO_Write', rsp, dev);
     if (!conn.write(rsp)) draining = true;
     if (opts.disconnect) conn.close();
   };
@@ -80,7 +80,7 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
       }
       const take = Math.min(n ?? buf.length, buf.length, MAX_COMMAND_READ);
       const cmd = buf.subarray(0, take);
-      traceWire('SWTPM_IO_Read', cmd);
+      traceWire('SWTPM_IO_Read', cmd, dev);
       buf = take === buf.length ? EMPTY : buf.subarray(take);
       const r = dev.tpmCommand(cmd, opts.allowPrefix);
       if (r instanceof Promise) {

@@ -283,10 +283,10 @@ export class Device {
             ? 2
             : 3;
     const cmd = this.opts.version === '2.0' ? startup2(type) : startup12(type);
-    traceInternal('SWTPM_IO_Read', cmd);
+    traceInternal('SWTPM_IO_Read', cmd, this);
     const rsp = this.engine.execute(cmd);
     if (rsp instanceof Promise) return true;
-    traceInternal('SWTPM_IO_Write', rsp);
+    traceInternal('SWTPM_IO_Write', rsp, this);
     this.lastOrdinal = commandCode(cmd);
     return rsp.length >= TPM_HEADER_SIZE;
   }
@@ -304,11 +304,11 @@ export class Device {
     if (opts.lockStorage && !opts.storage.backend.locked) return;
     const run = (su: number) => {
       const cmd = shutdown2(su);
-      traceInternal('SWTPM_IO_Read', cmd);
+      traceInternal('SWTPM_IO_Read', cmd, this);
       const r = this.engine.execute(cmd);
       this.reportStorageFailure(TPM2_CC_SHUTDOWN);
       if (r instanceof Promise) return undefined;
-      traceInternal('SWTPM_IO_Write', r);
+      traceInternal('SWTPM_IO_Write', r, this);
       return responseCode(r);
     };
     const rc = run(TPM2_SU_STATE);

@@ -168,3 +168,20 @@ test('a second TPM of the process on the same state directory is refused', async
     await a.close();
   }
 });
+
+test("a TPM's --pcap capture holds its own traffic, not its neighbour's", async () => {
+  const file = join(work.path, 'a.pcapng');
+  const [a, b] = await Promise.all([
+    startTpmInProcess({ args: ['--pcap', `file=${file}`] }),
+    startTpmInProcess(),
+  ]);
+  try {
+    assert.equal(rc(await a.tpm.transmit(tpm2.getRandom(0x22))), 0);
+    assert.equal(rc(await b.tpm.transmit(tpm2.getRandom(0x33))), 0);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+  const pcap = readFileSync(file);
+  assert.ok(pcap.includes(tpm2.getRandom(0x22)), "A's command is captured");
+  assert.ok(!pcap.includes(tpm2.getRandom(0x33)), "B's command is not in A's capture");
+});
