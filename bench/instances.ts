@@ -13,7 +13,14 @@ import { fileURLToPath } from 'node:url';
 import * as T from '../src/protocol/tpm/commands.js';
 import { RawConn } from './raw.js';
 import { type Row, row, table } from './report.js';
-import { type Program, type Server, rssKiB, startServer, swtpmVersion } from './servers.js';
+import {
+  type Program,
+  type Server,
+  copyState,
+  rssKiB,
+  startServer,
+  swtpmVersion,
+} from './servers.js';
 import { prepareState } from './state.js';
 
 const HOST = fileURLToPath(new URL('./instances-host.js', import.meta.url));
@@ -107,7 +114,6 @@ async function aggregateRate(conns: readonly RawConn[], perConn: number): Promis
 }
 
 async function startSwtpms(state: string, n: number): Promise<Server[]> {
-  const { copyState } = await import('./servers.js');
   const out: Server[] = [];
   for (let i = 0; i < n; i++) {
     out.push(
