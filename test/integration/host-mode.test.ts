@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ControlClient, TpmClient, tpm2 } from '../../src/index.js';
 import { closeFd, socketPair } from '../../src/transport/fd-channel.js';
-import { createEkRsa2048 } from '../helpers/ek.js';
+import { createEkRsa2 } from '../helpers/ek.js';
 import { TSWTPM_BIN, tempDir } from '../helpers/procs.js';
 
 const rc = (r: Uint8Array) => Buffer.from(r).readUInt32BE(6);
@@ -64,7 +64,7 @@ async function startHost(dir: string) {
 async function ek(dataPath: string): Promise<string> {
   const t = new TpmClient({ path: dataPath });
   try {
-    const r = await t.transmit(createEkRsa2048());
+    const r = await t.transmit(createEkRsa2());
     assert.equal(rc(r), 0);
     await t.transmit(tpm2.flushContext(tpm2.parseCreatePrimaryRsa(r).handle));
     return tpm2.parseCreatePrimaryRsa(r).modulus.toString('hex');

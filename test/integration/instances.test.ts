@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ControlClient, type InProcessTpm, startTpmInProcess, tpm2 } from '../../src/index.js';
-import { createEkRsa2048, nvReadPublic } from '../helpers/ek.js';
+import { createEkRsa2, nvReadPublic } from '../helpers/ek.js';
 import { startTcp, tempDir } from '../helpers/procs.js';
 import { createPrimaryRsaRandom, extendedOnce, sha256 } from '../helpers/tpm-commands.js';
 
@@ -20,7 +20,7 @@ const TPM_RC_CANCELED = 0x909;
 const NV_INDEX = 0x01500020;
 
 async function ekModulus(t: InProcessTpm): Promise<string> {
-  const r = await t.tpm.transmit(createEkRsa2048());
+  const r = await t.tpm.transmit(createEkRsa2());
   assert.equal(rc(r), 0, 'EK CreatePrimary succeeds');
   const { handle, modulus } = tpm2.parseCreatePrimaryRsa(r);
   assert.equal(rc(await t.tpm.transmit(tpm2.flushContext(handle))), 0);
@@ -94,7 +94,7 @@ test('a TPM whose state directory fails enters failure mode alone', async () => 
       assert.equal(rc(await t.tpm.transmit(tpm2.getRandom(8))), 0);
       const now = readFileSync(join(t.stateDir, 'tpm2-00.permall'));
       assert.notDeepEqual(now, before, 'the neighbour still writes its state');
-      assert.equal(rc(await t.tpm.transmit(createEkRsa2048())), 0);
+      assert.equal(rc(await t.tpm.transmit(createEkRsa2())), 0);
     }
   } finally {
     await Promise.all([bad!, ...good].map((t) => t.close()));
