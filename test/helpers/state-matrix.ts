@@ -133,3 +133,55 @@ export function prepareCase(c: StateCase, v: Version, from: string, dir: string)
 /** swtpm_ioctl's line for a failed PTM_INIT (empty for success). */
 export const initLine = (rc: number): string =>
   rc === 0 ? '' : `TPM result from PTM_INIT: 0x${rc.toString(16)}`;
+
+/**
+ * Lays the matrix out for the CUSE guest (test/guest/init) under `out/se`, with key
+ * files at `<guestRoot>/se/keys`: `se/<v12|v2>/<group>/args` holds the `--key`
+ * arguments one `tswtpm cuse` process runs with, and each case of that group is a
+ * directory with the damaged permall and `expect`, the PTM_INIT line swtpm_ioctl
+ * prints (empty: success). The TPM 1.2 `pwdfile` group also gets `nni`: that case is
+ * run once more with `--flags not-need-init`. `writer` writes the intact states (on the host).
+ * Every `tswtpm cuse` start costs seconds under TCG, so TPM 2 (0x101 for every case, the
+ * same device code) runs only the cases named in `tpm2Cases`.
+ */
+export async function writeGuestCases(
+  out: string,
+  guestRoot: string,
+  writer: (v: Version, written: Written, dir: string, keyDir: string) => Promise<void>,
+  tpm2Cases: readonly string[],
+): Promise<void> {
+  const keyDir = join(out, 'se', 'keys');
+  mkdirSync(keyDir, { recursive: true });
+  writeKeyFiles(keyDir);
+  const guestKeys = join(guestRoot, 'se', 'keys');
+  const intact: StateCase = {
+    name: 'intact',
+    written: 'aes128',
+    key: (d) => ['--key', `file=${join(d, 'k128')},format=hex`],
+    init: { '1.2': 0, '2.0': 0 },
+  };
+  for (const v of ['1.2', '2.0'] as const) {
+    const base = join(out, 'se', `base-${v}`);
+    for (const w of ['aes128', 'plain'] as const) {
+      mkdirSync(join(base, w), { recursive: true });
+      await writer(v, w, join(base, w), keyDir);
+    }
+    const groups = new Map<string, StateCase[]>();
+    const all = [...CASES, intact];
+    for (const c of v === '2.0' ? all.filter((x) => tpm2Cases.includes(x.name)) : all) {
+      const args = c.key(guestKeys).join(' ');
+      groups.set(args, [...(groups.get(args) ?? []), c]);
+    }
+    let g = 0;
+    for (const [args, cases] of groups) {
+      const gdir = join(out, 'se', v === '2.0' ? 'v2' : 'v12', `g${g++}`);
+      mkdirSync(gdir, { recursive: true });
+      writeFileSync(join(gdir, 'args'), `${args}\n`);
+      for (const c of cases) {
+        prepareCase(c, v, join(base, c.written), join(gdir, c.name));
+        writeFileSync(join(gdir, c.name, 'expect'), `${initLine(c.init[v])}\n`);
+        if (c.name === 'pwdfile' && v === '1.2') writeFileSync(join(gdir, 'nni'), `${c.name}\n`);
+      }
+    }
+  }
+}
