@@ -32,8 +32,14 @@ const skip =
     : `${QEMU} is not installed (apt install qemu-system-x86): the CUSE guest test needs TCG QEMU`;
 /** Cache of the guest's system part across runs (see build.sh). */
 const OUT = join(tmpdir(), `tswtpm-guest-${process.getuid?.() ?? 0}`);
-/** The state-matrix cases the guest runs for TPM 2 (TPM 1.2 runs all of them). */
-const TPM2_CASES = ['pwdfile'];
+/**
+ * The state-matrix cases the guest runs: one per distinct PTM_INIT result (the TCP test
+ * runs them all; the device code behind CUSE is the same).
+ */
+const GUEST_CASES = {
+  '1.2': ['pwdfile', 'wrong-key-size', 'truncated'],
+  '2.0': ['pwdfile'],
+} as const;
 /** Digest extended into PCR 16 by the guest (sha256 of "foo\n"). */
 const DIGEST = 'b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c';
 
@@ -109,7 +115,7 @@ test(
     // Intact states written on the host (by swtpm where installed), damaged per case.
     const extra = join(OUT, 'extra');
     rmSync(extra, { recursive: true, force: true });
-    await writeGuestCases(extra, '/opt/extra', writeState, TPM2_CASES);
+    await writeGuestCases(extra, '/opt/extra', writeState, GUEST_CASES);
     const build = spawnSync('bash', [join(ROOT, 'test/guest/build.sh'), OUT, extra], {
       encoding: 'utf8',
     });
@@ -288,8 +294,7 @@ test(
     // Undecodable state files on the CUSE device: PTM_INIT answers what swtpm 0.7.1
     // answers over its control socket (test/interop/state-errors-diff.test.ts), the file is
     // left as it was, and the reason reaches the --log file.
-    const cuseCases = (v: Version) =>
-      v === '1.2' ? [...CASES.map((x) => x.name), 'intact'] : TPM2_CASES;
+    const cuseCases = (v: Version) => [...GUEST_CASES[v], ...(v === '1.2' ? ['intact'] : [])];
     for (const v of ['1.2', '2.0'] as const) {
       const V = v === '2.0' ? 'v2' : 'v12';
       for (const c of cuseCases(v)) {
