@@ -6,7 +6,7 @@ import { parseTpmstate } from '../storage/uri.js';
 import { CUSE_DEVICE, CuseChannel } from '../transport/cuse.js';
 import type { Config } from './args.js';
 import { notifyReady } from './daemon.js';
-import { createDevice } from './device-setup.js';
+import { attachLog, createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
@@ -60,12 +60,11 @@ export async function serveCuse(
     done();
   };
   device.onShutdown = () => void exit();
-  device.onError = (msg) => log.error(msg);
+  // "Could not start the TPM ..." (INIT and not-need-init) and libtpms' log go to --log.
+  attachLog(device, log);
 
   if (cfg.flags.notNeedInit) {
     if (device.startTpm(0) !== TPM_SUCCESS) {
-      const why = device.lastStorageError;
-      if (why !== undefined) log.error((why as Error).message);
       await exit();
       throw new CliError('Error: Could not initialize libtpms.');
     }

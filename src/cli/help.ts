@@ -21,8 +21,10 @@ const COMMON = `--tpm2
 --pid file=<path>|fd=<fd>
                  : write the process id there; removed at exit
 --log file=<path>|fd=<fd>[,level=n][,prefix=<prefix>][,truncate]
-                 : where to log ('-' disables logging); level 5 and more
-                   also enables libtpms' own log
+                 : where to log ('-' disables logging); level 2 and more
+                   dump all TPM and control traffic (random numbers,
+                   unsealed data, state blobs); 5 and more add libtpms'
+                   own TPM 1.2 trace, 7 and more with fragments of keys
 --print-capabilities
                  : print the supported features as JSON and exit
 --print-states   : print the stored TPM states as JSON and exit

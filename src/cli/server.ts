@@ -10,7 +10,7 @@ import type { Conn, ConnServer } from '../transport/conn.js';
 import { fdSocket, listen, socketConn } from '../transport/stream.js';
 import { vtpmProxyConn } from '../transport/vtpm-conn.js';
 import type { ChannelConfig, Config } from './args.js';
-import { createDevice } from './device-setup.js';
+import { attachLog, createDevice } from './device-setup.js';
 import { errText } from './ioctl-sys.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
@@ -105,7 +105,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   const onSignal = () => void exit();
   if (signals) for (const sig of SIGNALS) process.on(sig, onSignal);
   device.onShutdown = () => void exit();
-  device.onError = (msg) => log.error(msg);
+  attachLog(device, log);
   // swtpm dumps control and data traffic from log level 2 on.
   // Commands the emulator sends itself are not dumped (swtpm's pcap records them).
   const dump = (m: unknown) => {

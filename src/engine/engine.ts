@@ -353,7 +353,13 @@ export class Engine {
     return fn();
   }
 
-  /** libtpms' own log. swtpm maps `--log level=N` to libtpms level N-4. */
+  /**
+   * libtpms' own log: written by libtpms itself (write() on `fd`, also from the worker
+   * thread), lines with fewer leading spaces than `level` (0 = none), each after
+   * `prefix`; its failure-mode messages go to `fd` whatever the level. swtpm maps
+   * `--log level=N` to libtpms level N-4. The TPM 2 code of libtpms 0.9 logs nothing
+   * but those failure messages.
+   */
   setDebug(fd: number, level: number, prefix?: string): number {
     this.#enter();
     this.#lib.SetDebugFD(fd);

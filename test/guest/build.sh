@@ -10,13 +10,15 @@
 # the project part is rebuilt every time and appended (the kernel unpacks concatenated
 # cpio archives in order).
 #
-# usage: test/guest/build.sh OUT_DIR       prints "KERNEL=... INITRD=... KVER=..."
+# usage: test/guest/build.sh OUT_DIR [EXTRA_DIR]   prints "KERNEL=... INITRD=... KVER=..."
+#   EXTRA_DIR (optional) is copied to /opt/extra in the guest (test data made on the host)
 # Needs (Debian 12): linux-image-amd64 busybox-static cpio swtpm-tools tpm2-tools
 #                    libtss2-tcti-device0 libtpms0 binutils xz-utils
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
-OUT=$(realpath -m "${1:?usage: build.sh OUT_DIR}")
+OUT=$(realpath -m "${1:?usage: build.sh OUT_DIR [EXTRA_DIR]}")
+EXTRA=${2:-}
 mkdir -p "$OUT"
 
 # Newest installed kernel that has the cuse module (or has it built in).
@@ -119,6 +121,7 @@ for b in tswtpm tswtpm_ioctl; do
   chmod 0755 "$ROOT/usr/bin/$b"
 done
 install -m 0755 "$HERE/init" "$ROOT/init"
+[ -z "$EXTRA" ] || cp -r "$EXTRA" "$ROOT/opt/extra"
 (cd "$ROOT" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) >"$OUT/project.cpio"
 cat "$BASE" "$OUT/project.cpio" >"$OUT/initrd"
 rm -f "$OUT/project.cpio"

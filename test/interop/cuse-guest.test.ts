@@ -14,6 +14,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { run, startTcp } from '../helpers/procs.js';
+import {
+  CASES,
+  type Version,
+  WRITE_KEY,
+  type Written,
+  initLine,
+  permallName,
+  writeGuestCases,
+} from '../helpers/state-matrix.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const QEMU = 'qemu-system-x86_64';
@@ -23,6 +33,14 @@ const skip =
     : `${QEMU} is not installed (apt install qemu-system-x86): the CUSE guest test needs TCG QEMU`;
 /** Cache of the guest's system part across runs (see build.sh). */
 const OUT = join(tmpdir(), `tswtpm-guest-${process.getuid?.() ?? 0}`);
+/**
+ * The state-matrix cases the guest runs: one per distinct PTM_INIT result (the TCP test
+ * runs them all; the device code behind CUSE is the same).
+ */
+const GUEST_CASES = {
+  '1.2': ['pwdfile', 'wrong-key-size', 'truncated'],
+  '2.0': ['pwdfile'],
+} as const;
 /** Digest extended into PCR 16 by the guest (sha256 of "foo\n"). */
 const DIGEST = 'b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c';
 
@@ -92,10 +110,16 @@ function runQemu(
 
 test(
   'tswtpm cuse and chardev --vtpm-proxy in a QEMU guest: swtpm_ioctl = tswtpm_ioctl, tpm2-tools and the client library on the devices',
-  { skip, timeout: 720_000 },
+  { skip, timeout: 900_000 },
   async (t) => {
     const t0 = performance.now();
-    const build = spawnSync('bash', [join(ROOT, 'test/guest/build.sh'), OUT], { encoding: 'utf8' });
+    // Intact states written on the host (by swtpm where installed), damaged per case.
+    const extra = join(OUT, 'extra');
+    rmSync(extra, { recursive: true, force: true });
+    await writeGuestCases(extra, '/opt/extra', writeState, GUEST_CASES);
+    const build = spawnSync('bash', [join(ROOT, 'test/guest/build.sh'), OUT, extra], {
+      encoding: 'utf8',
+    });
     assert.equal(build.status, 0, `guest build failed:\n${build.stderr}`);
     const kv = Object.fromEntries(
       (build.stdout.trim().split('\n').pop() ?? '')
@@ -105,7 +129,7 @@ test(
     const t1 = performance.now();
     const serial = join(OUT, 'serial.log');
     rmSync(serial, { force: true });
-    const code = await runQemu(kv.KERNEL!, kv.INITRD!, serial, 600_000);
+    const code = await runQemu(kv.KERNEL!, kv.INITRD!, serial, 780_000);
     const t2 = performance.now();
     const text = existsSync(serial) ? readFileSync(serial, 'utf8') : '';
     const { steps, marks, t: times } = parseSerial(text);
@@ -270,6 +294,46 @@ test(
     assert.equal(kv2['path-established'], 'false');
     assert.equal(kv2.done, 'ok');
 
+    // Undecodable state files on the CUSE device: PTM_INIT answers what swtpm 0.7.1
+    // answers over its control socket (test/interop/state-errors-diff.test.ts), the file is
+    // left as it was, and the reason reaches the --log file.
+    const cuseCases = (v: Version) => [...GUEST_CASES[v], ...(v === '1.2' ? ['intact'] : [])];
+    for (const v of ['1.2', '2.0'] as const) {
+      const V = v === '2.0' ? 'v2' : 'v12';
+      for (const c of cuseCases(v)) {
+        const k = `se-${V}-${c}`;
+        const expect = c === 'intact' ? '' : initLine(CASES.find((x) => x.name === c)!.init[v]);
+        assert.equal(out(`${k}-expect`), expect, `${k}: the host laid out this case`);
+        assert.equal(out(`${k}-err`), expect, `${k}: PTM_INIT over CUSE`);
+        assert.equal(steps.get(k)?.rc, expect === '' ? 0 : 1, k);
+        if (c === 'intact') continue;
+        assert.ok(marks.has(`${k} unchanged`), `${k}: the permall is unchanged`);
+        assert.equal(out(`${k}-files`).trim(), permallName(v), `${k}: no other state file`);
+      }
+      // PTM_INIT's reports reach the device's --log (issue 14 item 2: cuse wires them).
+      const rc = v === '2.0' ? '0x101' : '0x21';
+      const file = permallName(v).replace('.', '\\.');
+      const reason = `cannot decode ${file} in dir:///tmp/se: state: HMAC verification failed`;
+      assert.match(
+        out(`se-log-${V}`),
+        new RegExp(`^Could not start the TPM \\(result ${rc}\\): ${reason}`, 'm'),
+      );
+    }
+    // not-need-init: exit 1, both lines in the log file (nothing on the terminal).
+    assert.equal(steps.get('se-v12-nni')?.rc, 1, out('se-v12-nni'));
+    assert.equal(out('se-v12-nni'), '');
+    assert.match(
+      out('se-v12-nni-log'),
+      /^Could not start the TPM \(result 0x21\): cannot decode tpm-00\.permall in dir:\/\/\/tmp\/sen: state: HMAC/m,
+    );
+    assert.match(out('se-v12-nni-log'), /^Error: Could not initialize libtpms\.$/m);
+    // --log level=5 on the CUSE device: libtpms' own TPM 1.2 trace in the log file, four
+    // spaces in (its level 1); TPM 2's failure-mode message goes there too.
+    assert.match(out('se-log-v12'), /^ {4}TPM_MainInit: Initialize the TPM crypto support$/m);
+    assert.doesNotMatch(out('se-log-v12'), /^ {5}/m);
+    assert.match(out('se-log-v2'), /^libtpms\/tpm2: Entering failure mode/m);
+    assert.equal(out('se-out'), '', 'nothing on the terminal: all went to --log');
+
     // SIGTERM: clean exit, device removed.
     ok('start1');
     assert.equal(out('cap1'), 'ptm capability is 0x16fff');
@@ -342,3 +406,19 @@ test(
     assert.match(out('vp12-state'), /tpm-00\.permall/);
   },
 );
+
+/** Writes an intact TPM state into `dir` on the host, with the key the matrix uses. */
+async function writeState(v: Version, w: Written, dir: string, keyDir: string): Promise<void> {
+  const which = (await run('swtpm', ['--version'])).code === 0 ? 'swtpm' : 'tswtpm';
+  const s = await startTcp(which, [
+    ...(v === '2.0' ? ['--tpm2'] : []),
+    '--tpmstate',
+    `dir=${dir}`,
+    ...(w === 'aes128' ? WRITE_KEY(keyDir) : []),
+    '--flags',
+    'not-need-init,startup-clear',
+  ]);
+  await run('swtpm_ioctl', ['--tcp', `127.0.0.1:${s.ctrlPort}`, '-s']);
+  await s.stop();
+  if (!existsSync(join(dir, permallName(v)))) throw new Error(`${which} wrote no state in ${dir}`);
+}
