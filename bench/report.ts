@@ -10,7 +10,7 @@ export interface Stat {
   readonly samples: readonly number[];
 }
 
-export type Unit = 'us' | 'ms' | 'MiB' | 'KiB';
+export type Unit = 'us' | 'ms' | 'MiB' | 'KiB' | 'per-s';
 
 /** How a row's target is judged: the ratio, the tswtpm value, or tswtpm minus the floor. */
 export interface Target {
@@ -103,7 +103,13 @@ function num(v: number): string {
   return v.toFixed(2);
 }
 
-const UNIT_TEXT: Record<Unit, string> = { us: 'µs', ms: 'ms', MiB: 'MiB', KiB: 'KiB' };
+const UNIT_TEXT: Record<Unit, string> = {
+  us: 'µs',
+  ms: 'ms',
+  MiB: 'MiB',
+  KiB: 'KiB',
+  'per-s': '/s',
+};
 
 function cell(s: Stat | undefined, unit: Unit): string {
   if (s === undefined) return '-';

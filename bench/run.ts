@@ -20,6 +20,7 @@ import {
   stateBlobs,
   tctiPattern,
 } from './cases.js';
+import { instanceRows } from './instances.js';
 import { type Row, table } from './report.js';
 import { type Program, type Server, copyState, startServer, swtpmVersion } from './servers.js';
 import { measureStartup, startupRows } from './startup.js';
@@ -174,6 +175,8 @@ export async function runBench(quick: boolean): Promise<BenchResult> {
   if (entry !== info.tswtpmEntry)
     log('dist/ was rebuilt during the run: start-up used the modules');
   rows.splice(0, 0, ...startupRows(await measureStartup(state, programs, startupReps)));
+  log('many TPMs in one process');
+  rows.push(...(await instanceRows(state, programs, quick)));
   info.tswtpmEntry = bundleFresh() && entry === 'bundle' ? 'bundle' : 'modules';
   return {
     schema: 'tswtpm-bench/1',

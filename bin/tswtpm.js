@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 import { statSync } from 'node:fs';
 
+// First of all: SIGUSR1 would open Node's inspector (a debugger on 127.0.0.1:9229 that
+// runs any code inside the TPM process). A listener replaces that trigger; the signal
+// is then ignored. (src/cli/hardening.ts refuses --inspect and NODE_OPTIONS.)
+process.on('SIGUSR1', () => {});
+
 // `socket` and `chardev` run from the single-file bundle that `npm run build` makes
 // (scripts/bundle.js: a faster start and a smaller RSS), as long as it is at least as
 // new as the last tsc output; anything else, or no/stale bundle, loads the modules.

@@ -8,6 +8,9 @@
 #                       QEMU boot and guest tests (TCG)
 #   gcc, linux-libc-dev the FUSE uapi layout check of the CUSE front end
 #   tshark              reads the `--pcap` captures back (pcap test)
+#   g++, libclang-rt-14-dev
+#                       the Jazzer.js fuzzer's native addon, built against Debian's
+#                       libFuzzer by scripts/fuzz-addon.js (docs/reliability.md)
 # Node.js 20 and npm are expected to be there already.
 # `--runtime` installs only what running tswtpm needs (libtpms0, libseccomp2).
 set -euo pipefail
@@ -15,7 +18,7 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 pkgs=(libtpms0 libseccomp2 swtpm swtpm-tools tpm2-tools socat qemu-system-x86 seabios qemu-utils
   linux-image-amd64 busybox-static cpio gzip kmod gcc libc6-dev linux-libc-dev python3 procps
-  tshark)
+  tshark g++ libclang-rt-14-dev)
 if [ "${1:-}" = --runtime ]; then pkgs=(libtpms0 libseccomp2); fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from './cli/args.js';
+import { type Config, parseArgs } from './cli/args.js';
 import { Logger } from './cli/log.js';
 import { runServer } from './cli/server.js';
 import { ControlClient } from './client/control.js';
@@ -30,46 +30,36 @@ export interface InProcessTpm {
   close(): Promise<void>;
 }
 
-let active = false;
-
 /**
  * Runs a TPM in the calling process: the same server as `tswtpm socket`, on Unix sockets
- * in a temporary directory, without spawning anything. libtpms is one TPM per process,
- * so only one can run at a time.
+ * in a temporary directory, without spawning anything. Call it as often as you like,
+ * also concurrently: each TPM runs on its own copy of libtpms (the first on the normally
+ * loaded library, the others on private in-memory copies), with its own state, lock,
+ * locality and control channel.
  *
  * @example
- * const t = await startTpmInProcess();
- * const rsp = await t.tpm.transmit(getRandomCommand);
- * await t.close();
+ * const [a, b] = await Promise.all([startTpmInProcess(), startTpmInProcess()]);
+ * const rsp = await a.tpm.transmit(getRandomCommand);
+ * await Promise.all([a.close(), b.close()]);
  */
 export async function startTpmInProcess(opts: InProcessOptions = {}): Promise<InProcessTpm> {
-  if (active)
-    throw new Error('an in-process TPM is already running (libtpms allows one per process)');
-  active = true;
   const dir = mkdtempSync(join(tmpdir(), 'tswtpm-'));
   const stateDir = opts.stateDir ?? join(dir, 'state');
   if (opts.stateDir === undefined) mkdirSync(stateDir);
   const dataPath = join(dir, 'tpm.sock');
   const ctrlPath = `${dataPath}.ctrl`;
-  const argv = [
-    ...(opts.tpm2 === false ? [] : ['--tpm2']),
-    '--tpmstate',
-    `dir=${stateDir}`,
-    '--server',
-    `type=unixio,path=${dataPath},mode=0600`,
-    '--ctrl',
-    `type=unixio,path=${ctrlPath},mode=0600`,
-    ...((opts.startup ?? 'clear') === 'clear' ? ['--flags', 'not-need-init,startup-clear'] : []),
-    ...(opts.args ?? []),
-  ];
-  const cleanup = () => {
-    rmSync(dir, { recursive: true, force: true });
-    active = false;
-  };
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  let cfg: Config;
+  try {
+    cfg = inProcessConfig(opts, stateDir, dataPath, ctrlPath);
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
   let stop!: () => Promise<void>;
   let done!: Promise<void>;
   const ready = new Promise<void>((resolve, reject) => {
-    done = runServer(parseArgs('socket', argv), new Logger(undefined), {
+    done = runServer(cfg, new Logger(undefined), {
       signals: false,
       onReady: (s) => {
         stop = s;
@@ -96,4 +86,30 @@ export async function startTpmInProcess(opts: InProcessOptions = {}): Promise<In
       await done;
     },
   };
+}
+
+/**
+ * The `tswtpm socket` configuration of an in-process TPM. Paths never go through swtpm's
+ * comma-separated option syntax (a ',' in a path would start another option): the
+ * state location and the sockets are set as structures.
+ */
+function inProcessConfig(
+  opts: InProcessOptions,
+  stateDir: string,
+  dataPath: string,
+  ctrlPath: string,
+): Config {
+  const cfg = parseArgs('socket', [
+    ...(opts.tpm2 === false ? [] : ['--tpm2']),
+    ...((opts.startup ?? 'clear') === 'clear' ? ['--flags', 'not-need-init,startup-clear'] : []),
+    ...(opts.args ?? []),
+  ]);
+  if (cfg.tpmstate === undefined) {
+    cfg.backend = { kind: 'dir', path: stateDir, lock: true, backup: false, fsync: false };
+  }
+  const unix = (path: string) =>
+    ({ type: 'unixio', path, mode: 0o600, disconnect: false, terminate: false }) as const;
+  cfg.server ??= unix(dataPath);
+  cfg.ctrl ??= unix(ctrlPath);
+  return cfg;
 }

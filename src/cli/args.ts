@@ -1,3 +1,4 @@
+import type { BackendConfig } from '../storage/uri.js';
 import { type OptDef, getopt } from './getopt.js';
 import { CliError, parseSubopts } from './subopts.js';
 
@@ -27,6 +28,8 @@ export interface Config {
   daemon: boolean;
   /** Raw `--tpmstate` value (validated here, interpreted by storage/uri.ts). */
   tpmstate?: string;
+  /** A state location given as a structure (by an embedder); it wins over `tpmstate`. */
+  backend?: BackendConfig;
   flags: {
     notNeedInit: boolean;
     startup: 'clear' | 'state' | 'deactivated' | 'none' | undefined;
@@ -39,6 +42,10 @@ export interface Config {
   migrationKey?: Record<string, string | number | boolean>;
   migration: { incoming: boolean; releaseLockOutgoing: boolean };
   chardev?: string;
+  /** The `-c` device once opened (at start-up, before `--runas`, as swtpm does). */
+  chardevFd?: number;
+  /** chardev `--vtpm-proxy`: serve a new Linux /dev/tpmN (its implied settings are applied). */
+  vtpmProxy: boolean;
   name?: string;
   /** CUSE `-M/--maj`, `-m/--min`: device numbers (0 or absent: the kernel chooses). */
   maj?: number;
@@ -159,6 +166,7 @@ export function parseArgs(iface: Iface, argv: readonly string[]): Config {
     flags: { notNeedInit: false, startup: undefined, disableAutoShutdown: false },
     locality: { rejectLocality4: false, allowSetLocality: false },
     migration: { incoming: false, releaseLockOutgoing: false },
+    vtpmProxy: false,
     printCapabilities: false,
     printStates: false,
     printInfo: 0,
@@ -167,6 +175,15 @@ export function parseArgs(iface: Iface, argv: readonly string[]): Config {
     version: false,
   };
   for (const { name, value } of opts) apply(cfg, name, value ?? '');
+  if (cfg.vtpmProxy) {
+    // swtpm's implied settings (runtime-features.md §3.2): the TPM starts at launch with
+    // Startup(CLEAR) unless --flags names another startup type, the kernel's
+    // SET_LOCALITY vendor command is allowed, and losing the fd ends the process.
+    cfg.flags.notNeedInit = true;
+    cfg.flags.startup ??= 'clear';
+    cfg.locality.allowSetLocality = true;
+    cfg.terminate = true;
+  }
   return cfg;
 }
 
@@ -334,10 +351,8 @@ function apply(cfg: Config, name: string, v: string): void {
       cfg.chroot = v;
       return;
     case 'vtpm-proxy':
-      // Not wired yet (docs/compat.md): refused rather than silently ignored.
-      throw new CliError(
-        '--vtpm-proxy is not supported by tswtpm: use `tswtpm cuse` or the socket interface',
-      );
+      cfg.vtpmProxy = true;
+      return;
   }
 }
 

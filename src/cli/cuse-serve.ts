@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { CuseSession, cuseRequestChannel } from '../device/cuse-session.js';
 import { Engine } from '../engine/engine.js';
 import { TPM_SUCCESS } from '../protocol/tpm/results.js';
@@ -6,10 +6,11 @@ import { parseTpmstate } from '../storage/uri.js';
 import { CUSE_DEVICE, CuseChannel } from '../transport/cuse.js';
 import type { Config } from './args.js';
 import { notifyReady } from './daemon.js';
-import { createDevice } from './device-setup.js';
+import { attachLog, createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
+import { resolveUser, runAs } from './runas.js';
 import { openStorage } from './storage-setup.js';
 import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
@@ -29,7 +30,7 @@ export async function serveCuse(
   process.stderr.on('error', () => {});
   const version = cfg.tpm2 ? '2.0' : '1.2';
   const profile = resolveProfile(cfg, Engine.get());
-  makeStateDir(cfg.tpmstate);
+  makeStateDir(cfg.tpmstate, cfg.runas);
   const storage = openStorage(cfg, version);
   const device = createDevice(cfg, CAPS_CUSE, storage, profile);
   const pcap = cfg.pcap !== undefined ? PcapSink.open(cfg.pcap, version === '2.0') : undefined;
@@ -60,11 +61,11 @@ export async function serveCuse(
     done();
   };
   device.onShutdown = () => void exit();
+  // "Could not start the TPM ..." (INIT and not-need-init) and libtpms' log go to --log.
+  attachLog(device, log);
 
   if (cfg.flags.notNeedInit) {
     if (device.startTpm(0) !== TPM_SUCCESS) {
-      const why = device.lastStorageError;
-      if (why !== undefined) log.error((why as Error).message);
       await exit();
       throw new CliError('Error: Could not initialize libtpms.');
     }
@@ -77,8 +78,11 @@ export async function serveCuse(
   const onReady = async () => {
     ready = true;
     try {
+      // swtpm's CUSE init_done callback: the pid file, then the process owner (the log,
+      // the state and /dev/cuse were opened as the starting user).
       if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
-      // swtpm's CUSE order: pid file, runas, seccomp filter, then ready.
+      if (cfg.runas !== undefined) runAs(cfg.runas);
+      // then the seccomp filter, then ready (swtpm's init_done order).
       await applySeccomp();
     } catch (err) {
       log.error((err as Error).message);
@@ -159,14 +163,27 @@ export async function printInfoCuse(cfg: Config): Promise<void> {
 
 const bigints = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
 
-/** swtpm's CUSE INIT creates a missing state directory (mode 0775). */
-function makeStateDir(tpmstate: string | undefined): void {
+/**
+ * swtpm's CUSE INIT creates a missing state directory (mode 0775), after it changed to
+ * the `--runas` user: a directory we create at start-up is given to that user.
+ */
+function makeStateDir(tpmstate: string | undefined, runas?: string): void {
+  let path: string;
   try {
     const bc = parseTpmstate(tpmstate);
-    if (bc.kind === 'dir' && !existsSync(bc.path))
-      mkdirSync(bc.path, { recursive: true, mode: 0o775 });
+    if (bc.kind !== 'dir' || existsSync(bc.path)) return;
+    path = bc.path;
   } catch {
-    // openStorage reports option errors
+    return; // openStorage reports option errors
+  }
+  try {
+    mkdirSync(path, { recursive: true, mode: 0o775 });
+  } catch {
+    return; // openStorage reports why the state cannot be used
+  }
+  if (runas !== undefined) {
+    const { uid, gid } = resolveUser(runas);
+    chownSync(path, uid, gid);
   }
 }
 

@@ -1,5 +1,6 @@
 import { Device } from '../device/device.js';
 import type { Config } from './args.js';
+import type { Logger } from './log.js';
 import { type ServerStorage, openStorage } from './storage-setup.js';
 
 /** The device every front end builds from the command line, with its storage. */
@@ -26,4 +27,15 @@ export function createDevice(
     lockStorage: store.lockWanted,
     ...(profile !== undefined ? { profile } : {}),
   });
+}
+
+/**
+ * Connects a device to `--log`: its error reports ("Could not start the TPM ...") and,
+ * as swtpm does, libtpms' own log on the same fd (its trace from level 5 on). Call
+ * before the TPM is first started.
+ */
+export function attachLog(device: Device, log: Logger): void {
+  device.onError = (msg) => log.error(msg);
+  const lib = log.libtpmsLog();
+  if (lib !== undefined) device.engine.setDebug(lib.fd, lib.level, lib.prefix);
 }

@@ -21,8 +21,10 @@ const COMMON = `--tpm2
 --pid file=<path>|fd=<fd>
                  : write the process id there; removed at exit
 --log file=<path>|fd=<fd>[,level=n][,prefix=<prefix>][,truncate]
-                 : where to log ('-' disables logging); level 5 and more
-                   also enables libtpms' own log
+                 : where to log ('-' disables logging); level 2 and more
+                   dump all TPM and control traffic (random numbers,
+                   unsealed data, state blobs); 5 and more add libtpms'
+                   own TPM 1.2 trace, 7 and more with fragments of keys
 --seccomp action=none|kill
                  : the action of the seccomp profile when a denied syscall
                    is made (default kill; log only logs it; none: no profile)
@@ -61,6 +63,10 @@ ${CHANNELS}`;
 const CHARDEV = `-c|--chardev <path>
                  : TPM commands on this character device (or pty)
 -f|--fd <fd>     : TPM commands on this already-open character device
+--vtpm-proxy     : create a Linux vTPM proxy device (/dev/tpmN, needs root and
+                   the tpm_vtpm_proxy module) and serve the kernel's TPM
+                   commands; implies not-need-init, startup-clear (unless
+                   --flags names another startup type) and allow-set-locality
 ${CHANNELS}`;
 
 const CUSE = `-n|--name <name> : create the character device /dev/<name>

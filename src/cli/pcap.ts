@@ -53,7 +53,12 @@ export class PcapSink {
   /** The last command carried the TCG send-command prefix (TPM 2): strip its reply's. */
   #prefixed = false;
   #closed = false;
-  readonly #onWire = (m: unknown) => this.#record(m as WireMessage);
+  /** Only this TPM's traffic (one process may hold many); undefined: all of it. */
+  #source: object | undefined;
+  readonly #onWire = (m: unknown) => {
+    const w = m as WireMessage;
+    if (this.#source === undefined || w.source === this.#source) this.#record(w);
+  };
 
   private constructor(fd: number, pos: number | undefined, tpm2: boolean, checksums: boolean) {
     this.#fd = fd;
@@ -70,7 +75,7 @@ export class PcapSink {
   }
 
   /** Opens the file or adopts the fd, writes the file header and the handshake. */
-  static open(o: PcapOptions, tpm2: boolean): PcapSink {
+  static open(o: PcapOptions, tpm2: boolean, source?: object): PcapSink {
     const mode = typeof o.mode === 'number' ? o.mode : DEFAULT_MODE;
     const truncate = o.truncate === true;
     let fd = -1;
@@ -104,7 +109,9 @@ export class PcapSink {
       if (typeof o.file === 'string') closeSync(fd);
       throw new CliError(`Could not chmod the pcap file: ${errText(err)}`);
     }
-    return new PcapSink(fd, pos, tpm2, o.checksums !== undefined);
+    const sink = new PcapSink(fd, pos, tpm2, o.checksums !== undefined);
+    sink.#source = source;
+    return sink;
   }
 
   /** The FIN exchange, then close; called once at process cleanup. */

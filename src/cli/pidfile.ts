@@ -1,25 +1,41 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { constants, closeSync, openSync, realpathSync, writeSync } from 'node:fs';
+import { errText } from './ioctl-sys.js';
 import { CliError } from './subopts.js';
 
+const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
+
 /**
- * `--pid file=P|fd=N`: writes the process id. Returns the file to remove at exit
- * (none for an fd, which the caller owns).
+ * `--pid file=P|fd=N`: writes the process id. Returns the file to remove at exit.
+ * Like swtpm's pidfile_write(): `file=` is opened with O_NOFOLLOW (a symlink at P is
+ * an error, never followed); for `fd=` the file behind the fd is found through
+ * /proc/self/fd/N, the fd is written and closed, and that file is removed at exit.
  */
 export function writePid(o: Record<string, string | number | boolean>): string | undefined {
   const text = `${process.pid}\n`;
+  let fd: number;
+  let file: string;
   if (typeof o.fd === 'number') {
-    writeSync(o.fd, text);
-    return undefined;
+    fd = o.fd;
+    const link = `/proc/self/fd/${fd}`;
+    try {
+      file = realpathSync.native(link);
+    } catch (err) {
+      throw new CliError(`Could not read ${link}: ${errText(err)}`);
+    }
+  } else {
+    file = o.file as string;
+    try {
+      fd = openSync(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644);
+    } catch (err) {
+      throw new CliError(`Could not open pidfile ${file} : ${errText(err)}`);
+    }
   }
-  const file = o.file as string;
   try {
-    const fd = openSync(file, 'w', 0o644);
     writeSync(fd, text);
-    closeSync(fd);
   } catch (err) {
-    throw new CliError(
-      `Could not open pidfile ${file} : ${(err as NodeJS.ErrnoException).message}`,
-    );
+    throw new CliError(`Could not write to pidfile : ${errText(err)}`);
+  } finally {
+    closeSync(fd);
   }
   return file;
 }

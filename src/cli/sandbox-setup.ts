@@ -12,6 +12,7 @@ import { installTestHook } from '../sandbox/test-hook.js';
 import { ignoreInspectorSignal, startThreadPool } from '../sandbox/threads.js';
 import { deviceSize } from '../storage/lock.js';
 import type { Config } from './args.js';
+import { setNotDumpable } from './hardening.js';
 import { CliError, parseSubopts } from './subopts.js';
 
 /**
@@ -99,6 +100,8 @@ async function preloadServer(cfg: Config): Promise<void> {
   // modules' own loaders are called here, so their later calls find them cached.
   if (cfg.iface === 'cuse') await (await import('./cuse.js')).loadCuseServer();
   else await (await import('./server.js')).loadUnixConn();
+  // prctl through koffi from cli/: main() calls it again after the chroot
+  setNotDumpable();
   // libtpms (and its libcrypto) through koffi: engine/libtpms.ts
   Engine.get();
   // libc for Unix sockets, fd passing and CUSE: transport/libc.ts

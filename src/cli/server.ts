@@ -8,15 +8,17 @@ import { TPM_BAD_PARAMETER, TPM_FAIL, TPM_IOERROR, TPM_SUCCESS } from '../protoc
 import { charDeviceConn } from '../transport/char-conn.js';
 import type { Conn, ConnServer } from '../transport/conn.js';
 import { fdSocket, listen, socketConn } from '../transport/stream.js';
+import { vtpmProxyConn } from '../transport/vtpm-conn.js';
 import type { ChannelConfig, Config } from './args.js';
-import { createDevice } from './device-setup.js';
+import { attachLog, createDevice } from './device-setup.js';
+import { errText } from './ioctl-sys.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
-import { runAs } from './runas.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
+import { openVtpmProxy } from './vtpm.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
@@ -78,6 +80,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   let exiting = false;
   /** Data channels not behind a listener (--fd, chardev, CMD_SET_DATAFD) while open. */
   const conns = new Set<Conn>();
+  /** The --vtpm-proxy fd until it is served. */
+  let proxyFd: number | undefined;
   const exit = async () => {
     if (exiting) return;
     exiting = true;
@@ -86,6 +90,9 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     for (const s of servers) s.close();
     // swtpm's main loop ends with its data fd (QEMU's socketpair is still open then).
     for (const c of conns) c.close();
+    // Closing it unregisters /dev/tpmN (no read() can be pending on it yet).
+    if (proxyFd !== undefined) closeSync(proxyFd);
+    proxyFd = undefined;
     try {
       await device.close();
     } catch (err) {
@@ -106,11 +113,12 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   const onSignal = () => void exit();
   if (signals) for (const sig of SIGNALS) process.on(sig, onSignal);
   device.onShutdown = () => void exit();
-  device.onError = (msg) => log.error(msg);
+  attachLog(device, log);
   // swtpm dumps control and data traffic from log level 2 on.
   // Commands the emulator sends itself are not dumped (swtpm's pcap records them).
   const dump = (m: unknown) => {
-    if ((m as WireMessage).internal !== true) log.raw(2, formatWireDump(m as WireMessage));
+    const w = m as WireMessage;
+    if (w.source === device && w.internal !== true) log.raw(2, formatWireDump(w));
   };
   if (log.level >= 2) wireChannel.subscribe(dump);
 
@@ -139,18 +147,22 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     // The data channel: a listening socket, a given fd, a character device, or none
     // (then QEMU passes it with CMD_SET_DATAFD).
     const data = cfg.server;
-    if (cfg.iface === 'chardev' && cfg.printInfo !== 0 && cfg.chardev === undefined) {
+    if (cfg.iface === 'chardev' && cfg.vtpmProxy) {
+      // swtpm creates the proxy before anything else is opened, --print-info included,
+      // but reads it only once the TPM has started (below).
+      proxyFd = openVtpmProxy(cfg);
+    } else if (cfg.iface === 'chardev' && cfg.printInfo !== 0 && cfg.chardev === undefined) {
       // swtpm opens /dev/zero for --print-info; nothing is served.
     } else if (cfg.iface === 'chardev') {
       if (cfg.chardev === undefined && data?.fd === undefined) {
         throw new CliError('Missing character device or file descriptor');
       }
-      const fd = data?.fd ?? openSync(cfg.chardev!, 'r+');
+      const fd = data?.fd ?? cfg.chardevFd ?? openSync(cfg.chardev!, 'r+');
       serveDataConn(charDeviceConn(fd));
     } else if (data?.fd !== undefined && data.type === 'tcp') {
       serveDataConn(connectedFd(data.fd));
     } else if (data !== undefined) {
-      const s = await listen(listenOptions(data, 'server'));
+      const s = await listenChecked(data, listenOptions(data, 'server'));
       s.onConn = serveDataConn;
       servers.push(s);
     }
@@ -184,12 +196,10 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       return TPM_SUCCESS;
     };
     if (cfg.ctrl !== undefined) servers.push(await controlServer(cfg.ctrl, device, exit, unix));
-    // Sockets are open: drop privileges before any state file is touched.
-    if (cfg.runas !== undefined) runAs(cfg.runas);
     // A pid file that cannot be written ends the process (it must not keep listening).
     if (cfg.pid !== undefined) pidFile = writePid(cfg.pid);
     // swtpm writes the capture's header before the TPM starts.
-    if (cfg.pcap !== undefined) pcap = PcapSink.open(cfg.pcap, version === '2.0');
+    if (cfg.pcap !== undefined) pcap = PcapSink.open(cfg.pcap, version === '2.0', device);
   } catch (err) {
     await exit();
     throw err;
@@ -227,6 +237,21 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       throw err;
     }
   }
+
+  if (proxyFd !== undefined) {
+    // The kernel queues its start-up commands (SET_LOCALITY, SelfTest, GetCapability,
+    // GetRandom) as soon as the proxy exists and gives up registering /dev/tpmN on an
+    // error: they must reach a started TPM, as in swtpm, whose main loop reads the fd
+    // only after the TPM and its Startup.
+    const fd = proxyFd;
+    proxyFd = undefined;
+    serveDataConn(
+      vtpmProxyConn(fd, (err) =>
+        log.error(`Could not write the response to the vTPM proxy: ${err.code ?? err.message}`),
+      ),
+    );
+  }
+
   hooks.onReady?.(async () => {
     await exit();
     await finished;
@@ -249,16 +274,20 @@ async function controlServer(
       throw new CliError('Missing path and fd options for UnixIO control channel');
     }
     const o: Record<string, unknown> = { mode: c.mode ?? 0o770 };
-    if (c.path !== undefined) o.path = c.path;
+    if (c.path !== undefined) o.path = checkSunPath(c.path);
     if (c.fd !== undefined) o.fd = c.fd;
     if (c.clientfd !== undefined) o.clientFd = c.clientfd;
     if (c.uid !== undefined) o.uid = c.uid;
     if (c.gid !== undefined) o.gid = c.gid;
-    s = unix.unixConnServer(o as Parameters<UnixConn['unixConnServer']>[0]);
+    try {
+      s = unix.unixConnServer(o as Parameters<UnixConn['unixConnServer']>[0]);
+    } catch (err) {
+      throw listenError(c, err);
+    }
     // With clientfd there is no listener: losing that client ends the channel for good.
   } else {
     if (c.clientfd !== undefined) throw new CliError('clientfd is only valid for UnixIO channels');
-    s = await listen(listenOptions(c, 'ctrl'));
+    s = await listenChecked(c, listenOptions(c, 'ctrl'));
   }
   s.onConn = (conn) => serveCtrl(device, conn, { onEnd });
   return s;
@@ -270,7 +299,7 @@ function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
     if (c.path === undefined) {
       throw new CliError('Missing path and file descriptor option for UnixIO socket');
     }
-    return { path: c.path, mode: c.mode ?? 0o770, uid: c.uid, gid: c.gid };
+    return { path: checkSunPath(c.path), mode: c.mode ?? 0o770, uid: c.uid, gid: c.gid };
   }
   if (c.fd !== undefined) return { fd: c.fd };
   let port = c.port;
@@ -301,4 +330,40 @@ function connectedFd(fd: number): Conn {
   if (st.isSocket()) return socketConn(fdSocket(fd), `fd ${fd}`);
   if (st.isCharacterDevice()) return charDeviceConn(fd);
   throw new CliError(`File descriptor ${fd} is not a socket or character device.`);
+}
+
+/** sockaddr_un.sun_path: 108 bytes including the terminating NUL. */
+const SUN_PATH_SIZE = 108;
+
+/**
+ * Node's listen() silently truncates a longer path (and binds the truncated name);
+ * swtpm refuses it with this message (its spelling).
+ */
+function checkSunPath(path: string): string {
+  if (Buffer.byteLength(path) >= SUN_PATH_SIZE) {
+    throw new CliError('Path for UnioIO socket is too long');
+  }
+  return path;
+}
+
+async function listenChecked(
+  c: ChannelConfig,
+  o: Parameters<typeof listen>[0],
+): Promise<ConnServer> {
+  try {
+    return await listen(o);
+  } catch (err) {
+    throw listenError(c, err);
+  }
+}
+
+/** swtpm's message for a socket whose ownership cannot be changed; others as they are. */
+function listenError(c: ChannelConfig, err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e.syscall !== 'chown' && !/^chown/.test(e.message ?? '')) return err;
+  // swtpm prints uid_t/gid_t -1 ("leave as is") unsigned.
+  const id = (v: number | undefined) => (v === undefined || v < 0 ? 0xffffffff : v);
+  return new CliError(
+    `Could not change ownership of UnixIO socket to ${id(c.uid)}:${id(c.gid)} ${errText(e)}`,
+  );
 }

@@ -49,7 +49,7 @@ export function openStorage(cfg: Config, version: TpmVersion): ServerStorage {
   let backend: StateBackend;
   let lockWanted: boolean;
   try {
-    const bc = parseTpmstate(cfg.tpmstate);
+    const bc = cfg.backend ?? parseTpmstate(cfg.tpmstate);
     lockWanted = bc.lock;
     backend = openBackend(bc);
   } catch (err) {

@@ -1,6 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { type Config, type Iface, parseArgs } from './args.js';
+import { refuseInspector, setNotDumpable } from './hardening.js';
+import { errText } from './ioctl-sys.js';
 import { Logger } from './log.js';
+import { runAs } from './runas.js';
 import type { SeccompInstaller } from './sandbox-setup.js';
 import { CliError } from './subopts.js';
 
@@ -37,6 +40,14 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (first === undefined) return fatal('Missing TPM interface type.', false);
+  // Not a swtpm interface: many vTPMs in one process (issue 12).
+  if (first === 'host') {
+    try {
+      return await (await import('./host.js')).hostMain(argv.slice(1));
+    } catch (err) {
+      return fatal(err);
+    }
+  }
   if (!IFACES.includes(first as Iface)) {
     process.stderr.write(`Unsupported TPM interface type '${first}'.\n`);
     process.stderr.write(await usage(undefined));
@@ -44,6 +55,11 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const iface = first as Iface;
+  try {
+    refuseInspector();
+  } catch (err) {
+    return fatal(err);
+  }
   let cfg: Config;
   try {
     cfg = parseArgs(iface, argv.slice(1));
@@ -75,33 +91,42 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write('tswtpm: TPM 2 does not support startup deactivated.\n');
     return;
   }
-  let applySeccomp: SeccompInstaller;
-  let launcher: boolean;
-  try {
-    ({ applySeccomp, launcher } = await sandboxStart(cfg));
-  } catch (err) {
-    return fatal(err);
+  const daemonChild = process.env[DAEMON_ENV] === '1';
+  if (iface !== 'cuse' && cfg.daemon && !daemonChild) {
+    // Everything below runs in the daemon, as in swtpm after daemonize_prep().
+    const { daemonize, inheritedFds } = await import('./daemon.js');
+    return await daemonize(DAEMON_ENV, inheritedFds(cfg));
   }
+  let applySeccomp: SeccompInstaller;
   let log: Logger;
   try {
+    // swtpm opens the character device while parsing the options, then enters the
+    // chroot, then changes the process owner, all before it opens the log, the
+    // sockets, the pid file or the state. CUSE changes the owner once the device
+    // exists (cuse-serve.ts).
+    if (iface === 'chardev') openChardev(cfg);
+    let launcher: boolean;
+    ({ applySeccomp, launcher } = await sandboxStart(cfg));
+    if (iface !== 'cuse' && cfg.runas !== undefined) runAs(cfg.runas);
     // With --chroot the log file is a path inside DIR: only the chrooted child opens it.
     log = new Logger(launcher && cfg.chroot !== undefined ? undefined : cfg.log);
   } catch (err) {
     return fatal(err);
   }
+  // Past this point the process holds the TPM's secrets.
+  setNotDumpable();
   try {
     if (iface === 'cuse') {
       // The CUSE front end is loaded only when asked for.
       const mod = (await import(CUSE_MODULE)) as typeof import('./cuse.js');
       await mod.runCuse(cfg, log, applySeccomp);
     } else {
-      const { daemonize, notifyReady } = await import('./daemon.js');
-      if (cfg.daemon && process.env[DAEMON_ENV] !== '1') return await daemonize(DAEMON_ENV);
+      const { notifyReady } = await import('./daemon.js');
       const { runServer } = await import('./server.js');
       await runServer(cfg, log, {
         beforeReady: applySeccomp,
         onReady: () => {
-          if (process.env[DAEMON_ENV] === '1') notifyReady();
+          if (daemonChild) notifyReady();
         },
       });
       // Like swtpm, the process ends with its main loop: a blocking read() on a
@@ -112,27 +137,29 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof CliError) {
       log.error(err.message);
       process.exitCode = err.exitCode;
-      return;
+    } else {
+      log.error(`Error: ${(err as Error).message}`);
+      process.exitCode = 1;
     }
-    log.error(`Error: ${(err as Error).message}`);
-    process.exitCode = 1;
+    // A start-up error may leave a listener or a device read behind: swtpm exits.
+    if (iface !== 'cuse') process.exit(process.exitCode);
   }
 }
 
 /**
  * Checks `--seccomp` (swtpm does it after --print-capabilities) and, with `--chroot`,
  * enters DIR before anything else is opened: the log file, pid file, sockets and
- * state are then all inside it. A launcher (`-d`, CUSE) leaves both to its child.
+ * state are then all inside it. The CUSE launcher leaves both to its child.
  */
 async function sandboxStart(
   cfg: Config,
 ): Promise<{ applySeccomp: SeccompInstaller; launcher: boolean }> {
   const sandbox = await import('./sandbox-setup.js');
   const applySeccomp = sandbox.prepareSeccomp(cfg);
+  // (the launcher of `-d` has returned before this)
   const launcher =
-    cfg.iface === 'cuse'
-      ? ((await import(CUSE_MODULE)) as typeof import('./cuse.js')).isCuseLauncher()
-      : cfg.daemon && process.env[DAEMON_ENV] !== '1';
+    cfg.iface === 'cuse' &&
+    ((await import(CUSE_MODULE)) as typeof import('./cuse.js')).isCuseLauncher();
   if (cfg.chroot !== undefined && !launcher) {
     // An ESM import() resolves (and stats) its file once per importing module: what
     // main() imports after the chroot must be imported from here, before it.
@@ -150,4 +177,14 @@ function fatal(err: unknown, prefix = true): void {
   const msg = err instanceof Error ? err.message : String(err);
   process.stderr.write(prefix ? `tswtpm: ${msg}\n` : `${msg}\n`);
   process.exitCode = err instanceof CliError ? err.exitCode : 1;
+}
+
+/** `-c DEVICE`: opened at start-up as root, before --runas (swtpm's message). */
+function openChardev(cfg: Config): void {
+  if (cfg.chardev === undefined || cfg.server?.fd !== undefined) return;
+  try {
+    cfg.chardevFd = openSync(cfg.chardev, 'r+');
+  } catch (err) {
+    throw new CliError(`Cannot open ${cfg.chardev}: ${errText(err)}`);
+  }
 }

@@ -21,7 +21,7 @@ import { TpmClient } from './tpm.js';
 export interface StartTpmOptions {
   /** TPM 2 (default) or TPM 1.2. */
   readonly tpm2?: boolean;
-  /** State directory; default: a fresh one inside the temporary directory. */
+  /** State directory (any path; passed as TPM_PATH); default: a fresh one in the temporary directory. */
   readonly stateDir?: string;
   /** `--flags` values, e.g. `['not-need-init', 'startup-clear']` (the default). */
   readonly flags?: readonly string[];
@@ -71,11 +71,16 @@ export async function startTpm(options: StartTpmOptions = {}): Promise<RunningTp
   const pidPath = join(dir, 'pid');
   if (options.stateDir === undefined) mkdirSync(stateDir);
   const flags = options.flags ?? ['not-need-init', 'startup-clear'];
+  // swtpm's option values are comma-separated with no escape: a ',' in a path would
+  // start another option. The state directory goes through TPM_PATH (taken as it is);
+  // the temporary directory's paths must be free of commas.
+  if (dir.includes(',')) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`startTpm: the temporary directory ${dir} contains ',': set TMPDIR`);
+  }
   const args = [
     'socket',
     ...(options.tpm2 === false ? [] : ['--tpm2']),
-    '--tpmstate',
-    `dir=${stateDir}`,
     '--ctrl',
     `type=unixio,path=${ctrlPath}`,
     '--server',
@@ -88,7 +93,7 @@ export async function startTpm(options: StartTpmOptions = {}): Promise<RunningTp
   const [exe, ...pre] = options.command ?? [process.execPath, TSWTPM_BIN];
   const child = spawn(exe!, [...pre, ...args], {
     stdio: ['ignore', 'ignore', options.stderr === 'inherit' ? 'inherit' : 'pipe'],
-    env: options.env ?? process.env,
+    env: { ...(options.env ?? process.env), TPM_PATH: stateDir },
   });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => {

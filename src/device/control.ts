@@ -211,8 +211,14 @@ function setStateBlob(
   const name = BLOB_NAMES[req.type];
   const type = req.type as 1 | 2 | 3;
   if (req.length === 0) {
-    return fail(name === undefined ? TPM_BAD_PARAMETER : dev.engine.setState(type, null));
+    if (name === undefined) return fail(TPM_BAD_PARAMETER);
+    const rc = dev.engine.setState(type, null);
+    if (type === PTM_BLOB_TYPE_PERMANENT && rc === TPM_SUCCESS) dev.permanentCleared = true;
+    return fail(rc);
   }
+  // libtpms 0.9.2 dereferences NULL in SetState(VOLATILE, data) after
+  // SetState(PERMANENT, NULL); swtpm 0.7.1 segfaults there (docs/compat.md).
+  if (type === PTM_BLOB_TYPE_VOLATILE && dev.permanentCleared) return fail(TPM_FAIL);
   let plain: Uint8Array;
   try {
     plain = dev.opts.storage.decodeIncomingBlob(name, req.stateFlags, req.data);
@@ -220,6 +226,7 @@ function setStateBlob(
     dev.lastStorageError = err;
     return fail(resultOf(err));
   }
+  if (type === PTM_BLOB_TYPE_PERMANENT) dev.permanentCleared = plain.length === 0;
   return fail(dev.engine.setState(type, plain.length === 0 ? null : plain));
 }
 

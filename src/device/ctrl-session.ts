@@ -66,7 +66,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
 
   const reply = (rsp: Uint8Array, thenClose = false) => {
     if (closed) return;
-    traceWire('Ctrl Rsp', rsp);
+    traceWire('Ctrl Rsp', rsp, dev);
     if (!conn.write(rsp)) draining = true;
     if (thenClose) conn.close();
   };
@@ -115,7 +115,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
   };
 
   const handle = (msg: Buffer) => {
-    traceWire('Ctrl Cmd', msg);
+    traceWire('Ctrl Cmd', msg, dev);
     const d = decodeSocketRequest(msg);
     if (!d.ok) {
       dropFds();

@@ -209,7 +209,7 @@ export class CuseSession {
     const cmd = data.subarray(0, CUSE_MAX_COMMAND);
     this.rsp = undefined;
     let r: Settle<Uint8Array>;
-    traceWire('SWTPM_IO_Read', cmd);
+    traceWire('SWTPM_IO_Read', cmd, this.dev);
     try {
       r = this.dev.tpmCommand(Buffer.from(cmd), false);
     } catch {
@@ -222,7 +222,7 @@ export class CuseSession {
       p.then(
         (buf) => {
           if (this.pending === p) this.pending = undefined;
-          traceWire('SWTPM_IO_Write', buf);
+          traceWire('SWTPM_IO_Write', buf, this.dev);
           this.rsp = { buf, off: 0 };
           this.releaseHeld();
         },
@@ -232,7 +232,7 @@ export class CuseSession {
         },
       );
     } else {
-      traceWire('SWTPM_IO_Write', r);
+      traceWire('SWTPM_IO_Write', r, this.dev);
       this.rsp = { buf: r, off: 0 };
     }
     this.link.write(encodeWriteReply(unique, cmd.length));

@@ -1,5 +1,5 @@
 import { closeSync } from 'node:fs';
-import { MAX_COMMAND_READ, unitLength } from '../protocol/tpm/framing.js';
+import { MAX_COMMAND_READ, bytesToTell, unitLength } from '../protocol/tpm/framing.js';
 import type { Conn } from '../transport/conn.js';
 import type { Device } from './device.js';
 import { traceWire } from './trace.js';
@@ -54,7 +54,7 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
 
   const send = (rsp: Uint8Array) => {
     if (closed) return;
-    traceWire('SWTPM_IO_Write', rsp);
+    traceWire('SWTPM_IO_Write', rsp, dev);
     if (!conn.write(rsp)) draining = true;
     if (opts.disconnect) conn.close();
   };
@@ -63,7 +63,10 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
     let flush = flushFirst || ended;
     while (!busy && !draining && !closed && buf.length >= 10) {
       const n = unitLength(buf, opts.allowPrefix);
-      if (n !== undefined && buf.length < n && !flush) {
+      // A prefixed unit cut inside its header is incomplete too, not an implausible size.
+      const short =
+        n === undefined ? buf.length < bytesToTell(buf, opts.allowPrefix) : buf.length < n;
+      if (short && !flush) {
         timer ??= setTimeout(() => {
           timer = undefined;
           pump(true);
@@ -77,7 +80,7 @@ export function serveData(dev: Device, conn: Conn, opts: DataSessionOptions): vo
       }
       const take = Math.min(n ?? buf.length, buf.length, MAX_COMMAND_READ);
       const cmd = buf.subarray(0, take);
-      traceWire('SWTPM_IO_Read', cmd);
+      traceWire('SWTPM_IO_Read', cmd, dev);
       buf = take === buf.length ? EMPTY : buf.subarray(take);
       const r = dev.tpmCommand(cmd, opts.allowPrefix);
       if (r instanceof Promise) {

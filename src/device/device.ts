@@ -1,5 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
-import { Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import { acquireEngine, releaseEngine } from '../engine/pool.js';
 import { TPM2_CC, TPM_ORD, shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
 import {
   TPM2_CC_SHUTDOWN,
@@ -60,6 +61,11 @@ export class Device {
   onShutdown: (() => void) | undefined;
   /** Last error thrown by a storage callback, for logs and CLI messages. */
   lastStorageError: unknown;
+  /**
+   * The cached permanent state was cleared (SET_STATEBLOB permanent, empty): libtpms
+   * would crash on a volatile blob now, so one is refused until a permanent blob comes.
+   */
+  permanentCleared = false;
   /** Where the device reports errors a control reply can only give as a number. */
   onError: ((message: string) => void) | undefined;
   private tail: Promise<unknown> | undefined;
@@ -69,7 +75,8 @@ export class Device {
   constructor(opts: DeviceOptions) {
     this.opts = opts;
     this.profile = opts.profile;
-    this.engine = Engine.get();
+    // Its own libtpms copy when other TPMs share the process (engine/pool.ts).
+    this.engine = acquireEngine();
     this.engine.setStore(opts.storage);
     this.engine.choose(opts.version);
   }
@@ -276,10 +283,10 @@ export class Device {
             ? 2
             : 3;
     const cmd = this.opts.version === '2.0' ? startup2(type) : startup12(type);
-    traceInternal('SWTPM_IO_Read', cmd);
+    traceInternal('SWTPM_IO_Read', cmd, this);
     const rsp = this.engine.execute(cmd);
     if (rsp instanceof Promise) return true;
-    traceInternal('SWTPM_IO_Write', rsp);
+    traceInternal('SWTPM_IO_Write', rsp, this);
     this.lastOrdinal = commandCode(cmd);
     return rsp.length >= TPM_HEADER_SIZE;
   }
@@ -297,11 +304,11 @@ export class Device {
     if (opts.lockStorage && !opts.storage.backend.locked) return;
     const run = (su: number) => {
       const cmd = shutdown2(su);
-      traceInternal('SWTPM_IO_Read', cmd);
+      traceInternal('SWTPM_IO_Read', cmd, this);
       const r = this.engine.execute(cmd);
       this.reportStorageFailure(TPM2_CC_SHUTDOWN);
       if (r instanceof Promise) return undefined;
-      traceInternal('SWTPM_IO_Write', r);
+      traceInternal('SWTPM_IO_Write', r, this);
       return responseCode(r);
     };
     const rc = run(TPM2_SU_STATE);
@@ -413,6 +420,7 @@ export class Device {
     while (this.tail !== undefined) await this.tail;
     this.stopTpm();
     this.opts.storage.backend.close();
+    releaseEngine(this.engine);
   }
 }
 

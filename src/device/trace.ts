@@ -11,6 +11,11 @@ export interface WireMessage {
    * TPM2_Shutdown) and its response: swtpm's `--pcap` records them, its log dumps don't.
    */
   readonly internal?: true;
+  /**
+   * The TPM (its `Device`) whose channel this crossed: one process may hold many TPMs,
+   * and a dump or capture shows one TPM's traffic only.
+   */
+  readonly source: object;
 }
 
 /**
@@ -19,14 +24,20 @@ export interface WireMessage {
  */
 export const wireChannel = channel('tswtpm:wire');
 
-export function traceWire(kind: WireKind, data: Uint8Array): void {
-  if (wireChannel.hasSubscribers) wireChannel.publish({ kind, data } satisfies WireMessage);
+export function traceWire(kind: WireKind, data: Uint8Array, source: object): void {
+  if (wireChannel.hasSubscribers) {
+    wireChannel.publish({ kind, data, source } satisfies WireMessage);
+  }
 }
 
 /** A command the emulator runs on its own behalf (`internal` set), and its response. */
-export function traceInternal(kind: 'SWTPM_IO_Read' | 'SWTPM_IO_Write', data: Uint8Array): void {
+export function traceInternal(
+  kind: 'SWTPM_IO_Read' | 'SWTPM_IO_Write',
+  data: Uint8Array,
+  source: object,
+): void {
   if (wireChannel.hasSubscribers) {
-    wireChannel.publish({ kind, data, internal: true } satisfies WireMessage);
+    wireChannel.publish({ kind, data, internal: true, source } satisfies WireMessage);
   }
 }
 

@@ -4,8 +4,9 @@
  * thread they are marshalled back to the main thread, and the worker waits).
  *
  * An exception escaping a koffi callback reaches C as 0 = TPM_SUCCESS, so a failing
- * write would look like a good one: every body catches, answers TPM_FAIL and keeps
- * the error for the caller of the engine call that triggered it.
+ * write would look like a good one: every body catches, answers a failure result (see
+ * `failureResult`) and keeps the error for the caller of the engine call that
+ * triggered it.
  */
 import type { CallbackImpls, Libtpms, Ptr } from './libtpms.js';
 import type { NvStore, StateName } from './types.js';
@@ -31,8 +32,21 @@ function stateName(name: string): StateName {
 export interface CallbackHost {
   store(): NvStore | undefined;
   locality(): number;
-  /** Receives every error thrown by a callback body (libtpms then sees TPM_FAIL). */
+  /** Receives every error thrown by a callback body (libtpms then sees `failureResult`). */
   onError(err: unknown): void;
+}
+
+/**
+ * What libtpms is told when a callback body throws: the error's own TPM `result`
+ * when it carries one (a state file that fails to decrypt: swtpm's load callback
+ * hands libtpms TPM_DECRYPT_ERROR, and TPM 1.2's MainInit answers it), else
+ * TPM_FAIL. Never TPM_SUCCESS, and never TPM_RETRY, which would make libtpms treat an
+ * unreadable state as absent and manufacture a new TPM.
+ */
+export function failureResult(err: unknown): number {
+  const r = typeof err === 'object' && err !== null ? (err as { result?: unknown }).result : 0;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0 || r > 0xffffffff) return TPM_FAIL;
+  return r === TPM_RETRY ? TPM_FAIL : r;
 }
 
 export function makeCallbacks(lib: Libtpms, host: CallbackHost): CallbackImpls {
@@ -48,7 +62,7 @@ export function makeCallbacks(lib: Libtpms, host: CallbackHost): CallbackImpls {
         return body(...args);
       } catch (err) {
         host.onError(err);
-        return TPM_FAIL;
+        return failureResult(err);
       }
     };
   };

@@ -1,6 +1,7 @@
 /**
- * The one libtpms instance of this process. libtpms keeps all TPM state in globals
- * and is not thread-safe, so exactly one call may be in flight: ordinary commands
+ * One TPM: one copy of libtpms (its own globals, callbacks and store). libtpms keeps
+ * all TPM state in globals and is not thread-safe, so a process holds one copy per
+ * TPM (copies.ts, pool.ts) and each copy has exactly one call in flight: ordinary commands
  * run synchronously on the main thread (a few µs), the long key-generating ones on a
  * koffi worker thread so the event loop stays free and `cancel()` can reach them.
  * The engine does not queue: while an async command runs every libtpms-touching
@@ -82,13 +83,21 @@ export class Engine {
   #rspBufPtr = 0n;
   #rspBuf: Uint8Array = EMPTY;
 
-  /** The process-wide engine; loads libtpms and registers the callbacks on first use. */
+  /**
+   * The engine on the normally loaded library (the process' first TPM); loads libtpms
+   * and registers the callbacks on first use. TPMs that may share the process with
+   * others take an engine with `acquireEngine()` (pool.ts) instead.
+   */
   static get(): Engine {
     instance ??= new Engine(loadLibtpms());
     return instance;
   }
 
-  private constructor(lib: Libtpms) {
+  /**
+   * Wraps one libtpms copy; registers its callbacks, so only one Engine per copy
+   * (the binding refuses a second registration).
+   */
+  constructor(lib: Libtpms) {
     this.#lib = lib;
     this.#rsp = this.#malloc(16);
     this.#rspView = new DataView(lib.koffi.view(this.#rsp, 16));
@@ -182,6 +191,27 @@ export class Engine {
     }
     this.#tpmVersion = version;
     return TPM_SUCCESS;
+  }
+
+  /**
+   * Makes this copy fit for another TPM: Terminate, no store, locality 0, libtpms'
+   * log off, and no blob cached by an earlier SetState (choosing the other TPM
+   * version discards them; the next start() chooses again).
+   */
+  reset(): void {
+    this.stop();
+    this.#store = undefined;
+    this.locality = 0;
+    this.lastProcessRc = 0;
+    this.lastCallbackError = undefined;
+    this.#lib.ChooseTPMVersion(TPMLIB_TPM_VERSION_2);
+    this.#lib.ChooseTPMVersion(TPMLIB_TPM_VERSION_1_2);
+    // libtpms >= 0.10: a profile set for a start that never happened must not reach the
+    // next TPM; NULL selects the default profile (from reading; 0.9.2 has no profiles).
+    this.#lib.SetProfile?.(null);
+    this.#lib.SetDebugLevel(0);
+    this.#lib.SetDebugFD(-1);
+    this.#lib.SetDebugPrefix(null);
   }
 
   /** TPMLIB_Terminate; a no-op when not running. Does not send TPM2_Shutdown. */
@@ -323,7 +353,13 @@ export class Engine {
     return fn();
   }
 
-  /** libtpms' own log. swtpm maps `--log level=N` to libtpms level N-4. */
+  /**
+   * libtpms' own log: written by libtpms itself (write() on `fd`, also from the worker
+   * thread), lines with fewer leading spaces than `level` (0 = none), each after
+   * `prefix`; its failure-mode messages go to `fd` whatever the level. swtpm maps
+   * `--log level=N` to libtpms level N-4. The TPM 2 code of libtpms 0.9 logs nothing
+   * but those failure messages.
+   */
   setDebug(fd: number, level: number, prefix?: string): number {
     this.#enter();
     this.#lib.SetDebugFD(fd);

@@ -24,4 +24,6 @@ export {
   TPMPROP_TPM_KEY_HANDLES,
   TPMPROP_TPM_RSA_KEY_LENGTH_MAX,
 } from './libtpms.js';
+export { loadLibtpmsCopy } from './copies.js';
+export { acquireEngine, enginePoolStats, releaseEngine } from './pool.js';
 export type { BufferSizeInfo, NvStore, StateName, TpmVersion } from './types.js';

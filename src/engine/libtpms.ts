@@ -105,31 +105,41 @@ export interface Libtpms {
   registerCallbacks(impl: CallbackImpls): number;
 }
 
+/**
+ * The normally loaded library (the first TPM of the process) and the koffi types every
+ * copy shares: koffi refuses a second named type of the same name. Process-wide because
+ * a loaded library is.
+ */
 let cached: Libtpms | undefined;
+let typesCache: LibtpmsTypes | undefined;
+
+/** koffi, required (not imported) so that it loads on first use only. */
+export function requireKoffi(): Koffi {
+  return createRequire(import.meta.url)('koffi') as Koffi;
+}
 
 /**
  * Loads libtpms (RTLD_DEEPBIND, so its OpenSSL symbols bind to the system
  * libcrypto instead of the copy statically linked into node) on first use.
+ * Every later call returns the same binding: dlopen() of one file yields one copy.
+ * A second TPM in the process needs its own copy (see copies.ts).
  *
  * @example
  * const lib = loadLibtpms();
  * lib.GetVersion(); // 0x000902 on Debian 12
  */
 export function loadLibtpms(path = 'libtpms.so.0'): Libtpms {
-  if (cached) return cached;
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-  const lib = koffi.load(path, { deep: true });
-  const libc = koffi.load('libc.so.6');
-  const f = <T extends (...args: never[]) => unknown>(decl: string) =>
-    lib.func(decl) as unknown as KoffiFunc<T>;
-  const optional = <T extends (...args: never[]) => unknown>(decl: string) => {
-    try {
-      return f<T>(decl);
-    } catch {
-      // koffi throws "Cannot find function" for symbols absent from 0.9.x.
-      return undefined;
-    }
-  };
+  cached ??= bindLibtpms(path);
+  return cached;
+}
+
+interface LibtpmsTypes {
+  readonly protos: Record<'init' | 'load' | 'store' | 'del' | 'ioInit' | 'loc' | 'pp', TypeObject>;
+  readonly Callbacks: TypeObject;
+}
+
+function libtpmsTypes(koffi: Koffi): LibtpmsTypes {
+  if (typesCache) return typesCache;
   const u32 = 'uint32_t';
   const protos = {
     init: koffi.proto(`${u32} tpm_nvram_init_cb(void)`),
@@ -150,6 +160,31 @@ export function loadLibtpms(path = 'libtpms.so.0'): Libtpms {
     tpm_io_getlocality: koffi.pointer(protos.loc),
     tpm_io_getphysicalpresence: koffi.pointer(protos.pp),
   });
+  typesCache = { protos, Callbacks };
+  return typesCache;
+}
+
+/**
+ * Binds the library at `path` (a name for the dynamic linker, or a file path such as
+ * `/proc/self/fd/N`). Each distinct file is one more TPM: its own globals.
+ */
+export function bindLibtpms(path: string): Libtpms {
+  const koffi = requireKoffi();
+  const lib = koffi.load(path, { deep: true });
+  const libc = koffi.load('libc.so.6');
+  const f = <T extends (...args: never[]) => unknown>(decl: string) =>
+    lib.func(decl) as unknown as KoffiFunc<T>;
+  const optional = <T extends (...args: never[]) => unknown>(decl: string) => {
+    try {
+      return f<T>(decl);
+    } catch {
+      // koffi throws "Cannot find function" for symbols absent from 0.9.x.
+      return undefined;
+    }
+  };
+  const u32 = 'uint32_t';
+  const { protos, Callbacks } = libtpmsTypes(koffi);
+  let registered = false;
   const RegisterCallbacks = lib.func('TPMLIB_RegisterCallbacks', u32, [
     koffi.pointer(Callbacks),
   ]) as unknown as Libtpms['RegisterCallbacks'];
@@ -189,6 +224,10 @@ export function loadLibtpms(path = 'libtpms.so.0'): Libtpms {
     malloc: libc.func('void *malloc(size_t size)') as unknown as Libtpms['malloc'],
     free: libc.func('void free(void *p)') as unknown as Libtpms['free'],
     registerCallbacks(impl: CallbackImpls): number {
+      // One set per copy: libtpms keeps one global struct, and each registration takes
+      // six of koffi's 8,192 callback slots.
+      if (registered) throw new Error(`libtpms callbacks already registered for ${path}`);
+      registered = true;
       const reg = (fn: (...a: never[]) => number, proto: TypeObject) =>
         koffi.register(fn, koffi.pointer(proto));
       return RegisterCallbacks({
@@ -212,6 +251,5 @@ export function loadLibtpms(path = 'libtpms.so.0'): Libtpms {
       });
     },
   };
-  cached = binding;
   return binding;
 }

@@ -8,6 +8,7 @@ import {
   decodeStateFile,
   encodeMigrationBlob,
   encodeStateFile,
+  loadDataResult,
 } from '../protocol/state/index.js';
 import { StorageError } from './errors.js';
 import { STATE_NAMES, stateFileName } from './names.js';
@@ -72,7 +73,8 @@ export class StateStore implements NvStore {
   /**
    * The plain libtpms blob, or undefined when it is not stored. A stored blob that
    * cannot be decoded throws StorageError 'CORRUPT_STATE' naming the file, with
-   * `result` = the TPM result swtpm reports and `cause` = the StateBlobError.
+   * `result` = what swtpm's load callback hands libtpms (see loadDataResult) and
+   * `cause` = the StateBlobError.
    */
   load(name: StateName): Uint8Array | undefined {
     this.#cache.delete(name);
@@ -88,7 +90,7 @@ export class StateStore implements NvStore {
         'CORRUPT_STATE',
         `cannot decode ${this.describe(name)}: ${e.message}`,
         {
-          result: e.result,
+          result: loadDataResult(e),
           cause: e,
         },
       );

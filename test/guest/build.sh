@@ -3,20 +3,22 @@
 #   OUT/vmlinux   Debian's kernel as an ELF with a PVH entry (boots ~4 s faster than the
 #                 XZ bzImage under TCG); falls back to a copy of the bzImage
 #   OUT/initrd    uncompressed newc cpio (no unpack cost in the guest): busybox, the
-#                 fuse/cuse modules, node (stripped), this project (dist + koffi;
+#                 fuse/cuse and tpm_vtpm_proxy modules, node (stripped), this project (dist + koffi;
 #                 /usr/bin/tswtpm and /usr/bin/tswtpm_ioctl),
 #                 libtpms, swtpm_ioctl, tpm2-tools with the device TCTI, and /init
 # The system part is cached in OUT/base-*.cpio, keyed by the versions it is built from;
 # the project part is rebuilt every time and appended (the kernel unpacks concatenated
 # cpio archives in order).
 #
-# usage: test/guest/build.sh OUT_DIR       prints "KERNEL=... INITRD=... KVER=..."
+# usage: test/guest/build.sh OUT_DIR [EXTRA_DIR]   prints "KERNEL=... INITRD=... KVER=..."
+#   EXTRA_DIR (optional) is copied to /opt/extra in the guest (test data made on the host)
 # Needs (Debian 12): linux-image-amd64 busybox-static cpio swtpm-tools tpm2-tools
 #                    libtss2-tcti-device0 libtpms0 binutils xz-utils
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
-OUT=$(realpath -m "${1:?usage: build.sh OUT_DIR}")
+OUT=$(realpath -m "${1:?usage: build.sh OUT_DIR [EXTRA_DIR]}")
+EXTRA=${2:-}
 mkdir -p "$OUT"
 
 # Newest installed kernel that has the cuse module (or has it built in).
@@ -78,6 +80,15 @@ if [ ! -s "$BASE" ]; then
     *) cp "$src" "$ROOT/lib/modules/$m.ko" ;;
     esac
   done
+  # The vTPM proxy (chardev --vtpm-proxy): `modinfo -F depends` is empty (TCG_TPM=y).
+  if ! grep -q '/tpm_vtpm_proxy.ko' "$MODDIR/modules.builtin" 2>/dev/null; then
+    src=$(ls "$MODDIR/kernel/drivers/char/tpm/tpm_vtpm_proxy.ko"* | head -1)
+    case $src in
+    *.xz) xz -dc "$src" >"$ROOT/lib/modules/tpm_vtpm_proxy.ko" ;;
+    *.zst) zstd -qdc "$src" >"$ROOT/lib/modules/tpm_vtpm_proxy.ko" ;;
+    *) cp "$src" "$ROOT/lib/modules/tpm_vtpm_proxy.ko" ;;
+    esac
+  fi
   strip -o "$OUT/node.stripped" "$(readlink -f "$(command -v node)")"
   copy_elf "$OUT/node.stripped" /usr/bin/node
   rm -f "$OUT/node.stripped"
@@ -112,6 +123,7 @@ for b in tswtpm tswtpm_ioctl; do
   chmod 0755 "$ROOT/usr/bin/$b"
 done
 install -m 0755 "$HERE/init" "$ROOT/init"
+[ -z "$EXTRA" ] || cp -r "$EXTRA" "$ROOT/opt/extra"
 (cd "$ROOT" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) >"$OUT/project.cpio"
 cat "$BASE" "$OUT/project.cpio" >"$OUT/initrd"
 rm -f "$OUT/project.cpio"

@@ -68,3 +68,6 @@ export async function ekModulus(port: number): Promise<string> {
     await tpm.close();
   }
 }
+
+/** TPM2_NV_ReadPublic(index): TPM_RC_HANDLE (0x18b) when the index is not defined. */
+export const nvReadPublic = (index: number): Buffer => tpmCommand(0x8001, 0x169, u32(index)); // TPM2_CC_NV_ReadPublic

@@ -148,3 +148,27 @@ export async function pcrRead(port: number, index: number): Promise<string> {
   if (m === null) throw new Error(`no PCR value in: ${r.stdout}`);
   return m[1]!.toLowerCase();
 }
+
+/**
+ * Resolves once the control socket at `path` answers GET_CAPABILITY (swtpm binds the
+ * path a moment before it listens, so its existence is not enough); rejects when
+ * `proc` exits first or after `ms`.
+ */
+export async function waitForControl(path: string, proc?: ChildProcess, ms = 10000): Promise<void> {
+  const { ControlClient } = await import('../../src/client/control.js');
+  const end = Date.now() + ms;
+  for (;;) {
+    if (proc !== undefined && (proc.exitCode !== null || proc.signalCode !== null)) {
+      throw new Error(
+        `process exited (${proc.exitCode ?? proc.signalCode}) before ${path} answered`,
+      );
+    }
+    try {
+      await new ControlClient({ path }, { timeoutMs: 2000 }).getCapability();
+      return;
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}

@@ -26,6 +26,9 @@ const ROW_IDS = [
   'ctrl.during-keygen.getcapability',
   'key.createprimary.rsa3072',
   'tcti.tcp.getrandom',
+  'instances.rss',
+  'instances.mem',
+  'instances.rate',
 ];
 
 interface StatJson {

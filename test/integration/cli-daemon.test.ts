@@ -6,7 +6,7 @@ import { ControlClient } from '../../src/client/index.js';
 import { TSWTPM_BIN, freePortPair, run, tempDir } from '../helpers/procs.js';
 
 // -d/--daemon returns once the sockets serve; -r/--runas drops privileges before any
-// state file is written; --vtpm-proxy is refused clearly.
+// state file is written.
 
 const work = tempDir();
 after(() => work.remove());
@@ -69,7 +69,7 @@ test('-d relays a start-up error and its exit code', async () => {
   assert.match(r.stderr, /Could not initialize libtpms/);
 });
 
-test('unknown --runas user and --vtpm-proxy are clear errors', async () => {
+test('an unknown --runas user is a clear error', async () => {
   const a = await run(process.execPath, [
     TSWTPM_BIN,
     'socket',
@@ -80,13 +80,4 @@ test('unknown --runas user and --vtpm-proxy are clear errors', async () => {
   ]);
   assert.equal(a.code, 1);
   assert.match(a.stderr, /User 'no-such-user-x' does not exist/);
-  const b = await run(process.execPath, [
-    TSWTPM_BIN,
-    'chardev',
-    '--vtpm-proxy',
-    '--tpmstate',
-    `dir=${work.path}`,
-  ]);
-  assert.equal(b.code, 1);
-  assert.match(b.stderr, /--vtpm-proxy is not supported/);
 });

@@ -201,6 +201,24 @@ const CASES: readonly Case[] = [
     code: 0,
     stderr: [],
   },
+  // --vtpm-proxy refuses a provided device before it touches /dev/vtpmx.
+  {
+    name: '--vtpm-proxy with --chardev',
+    args: ['chardev', '--vtpm-proxy', '--tpmstate', `dir=${state}`, '-c', '/dev/null'],
+    code: 1,
+    stderr: ['PROG: Cannot use vTPM proxy with a provided device.'],
+  },
+  // This host's kernel has no vTPM proxy (the guest test covers a real one).
+  ...(existsSync('/dev/vtpmx')
+    ? []
+    : [
+        {
+          name: '--vtpm-proxy without /dev/vtpmx',
+          args: ['chardev', '--vtpm-proxy', '--tpm2', '--tpmstate', `dir=${state}`],
+          code: 1,
+          stderr: ['PROG: Could not open /dev/vtpmx: No such file or directory'],
+        },
+      ]),
 ];
 
 describe('command line vs Debian swtpm 0.7.1', () => {

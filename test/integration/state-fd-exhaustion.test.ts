@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import net from 'node:net';
 import { after, test } from 'node:test';
 import { TpmClient } from '../../src/client/index.js';
 import { nvDefineSpace2, nvRead2, nvWrite2 } from '../../src/protocol/tpm/commands.js';
 import { TSWTPM_BIN, freePortPair, startTcp, tempDir, waitForPort } from '../helpers/procs.js';
 
-// Issue 10: running out of fds must never become a lost state write. The server runs
-// with RLIMIT_NOFILE 64 (prlimit) and its fd table is filled for real with control
-// connections it accepts and holds. The directory backend keeps one fd in reserve
-// (an open /dev/null) that it gives up for a state file when open() fails with EMFILE.
+// Issue 10: running out of fds must never become a lost state write. Once the server
+// serves, its RLIMIT_NOFILE is lowered (prlimit --pid) to its lowest free fd number, so
+// every fd number it may use is taken and the next open() fails with EMFILE for real.
+// (Holding control connections no longer fills the table: the listeners accept one
+// client at a time and leave the rest in the kernel backlog.) The directory backend
+// keeps one fd in reserve (an open /dev/null) that it gives up for a state file when
+// open() fails with EMFILE.
 
 const LIMIT = 64;
 const NV_INDEX = 0x01500050;
@@ -19,11 +21,12 @@ const work = tempDir();
 after(() => work.remove());
 const rc = (r: Uint8Array) => Buffer.from(r).readUInt32BE(6);
 
-/** True when every fd number below LIMIT is in use in process `pid`. */
-function tableFull(pid: number): boolean {
+/** The lowest fd number not in use in process `pid`. */
+function lowestFree(pid: number): number {
   const used = new Set(readdirSync(`/proc/${pid}/fd`).map(Number));
-  for (let fd = 0; fd < LIMIT; fd++) if (!used.has(fd)) return false;
-  return true;
+  let fd = 0;
+  while (used.has(fd)) fd++;
+  return fd;
 }
 
 test(
@@ -54,30 +57,25 @@ test(
       stderr += d.toString();
     });
     const exited = new Promise((r) => proc.once('exit', r));
-    const hogs: net.Socket[] = [];
     const tpm = new TpmClient({ port }, { timeoutMs: 10000 });
     try {
       await waitForPort(port + 1, proc);
       assert.equal(rc(await tpm.transmit(nvDefineSpace2(NV_INDEX, 8))), 0);
       assert.equal(rc(await tpm.transmit(nvWrite2(NV_INDEX, Buffer.alloc(8, 0xaa)))), 0);
 
-      // Control connections until the server's fd table is full (each held open).
+      // prlimit's child is the server (prlimit execs it).
       const pid = proc.pid as number;
-      for (let i = 0; i < 4 * LIMIT && !tableFull(pid); i++) {
-        const s = net.connect(port + 1, '127.0.0.1');
-        s.on('error', () => {});
-        hogs.push(s);
-        await new Promise((r) => s.once('connect', r));
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      assert.ok(tableFull(pid), 'the server has no free fd');
+      const full = lowestFree(pid);
+      assert.ok(full < LIMIT);
+      const lowered = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${full}:${full}`]);
+      assert.equal(lowered.status, 0, lowered.stderr.toString());
+      assert.equal(lowestFree(pid), full, 'the server has no fd number left below its limit');
 
       const w = await tpm.transmit(nvWrite2(NV_INDEX, Buffer.alloc(8, 0xbb)));
       assert.equal(rc(w), 0, `the write was stored; server said: ${stderr}`);
-      assert.ok(tableFull(pid), 'the table was still full during the write');
+      assert.equal(lowestFree(pid), full, 'the table was still full after the write');
       assert.doesNotMatch(stderr, /could not save/);
     } finally {
-      for (const s of hogs) s.destroy();
       await tpm.close();
       proc.kill('SIGTERM');
       await exited;

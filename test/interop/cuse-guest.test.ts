@@ -3,7 +3,8 @@
 // swtpm_ioctl and tpm2-tools (test/guest/build.sh). Its /init (test/guest/init) starts
 // `tswtpm cuse -n vtpm0` and drives /dev/vtpm0 with Debian's swtpm_ioctl and our
 // tswtpm_ioctl (each invocation with both, compared here), tpm2-tools, and the client
-// library's device transport; the results come back on the serial console as
+// library's device transport; then `tswtpm chardev --vtpm-proxy` serves the kernel's
+// /dev/tpmN (tpm_vtpm_proxy.ko); the results come back on the serial console as
 // `@@ step| output` and `@@ step rc=N` lines, asserted here.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -13,6 +14,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { run, startTcp } from '../helpers/procs.js';
+import {
+  CASES,
+  type Version,
+  WRITE_KEY,
+  type Written,
+  initLine,
+  permallName,
+  writeGuestCases,
+} from '../helpers/state-matrix.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const QEMU = 'qemu-system-x86_64';
@@ -22,6 +33,14 @@ const skip =
     : `${QEMU} is not installed (apt install qemu-system-x86): the CUSE guest test needs TCG QEMU`;
 /** Cache of the guest's system part across runs (see build.sh). */
 const OUT = join(tmpdir(), `tswtpm-guest-${process.getuid?.() ?? 0}`);
+/**
+ * The state-matrix cases the guest runs: one per distinct PTM_INIT result (the TCP test
+ * runs them all; the device code behind CUSE is the same).
+ */
+const GUEST_CASES = {
+  '1.2': ['pwdfile', 'wrong-key-size', 'truncated'],
+  '2.0': ['pwdfile'],
+} as const;
 /** Digest extended into PCR 16 by the guest (sha256 of "foo\n"). */
 const DIGEST = 'b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c';
 
@@ -90,11 +109,17 @@ function runQemu(
 }
 
 test(
-  'tswtpm cuse in a QEMU guest: swtpm_ioctl = tswtpm_ioctl, tpm2-tools and the client library on the device',
-  { skip, timeout: 600_000 },
+  'tswtpm cuse and chardev --vtpm-proxy in a QEMU guest: swtpm_ioctl = tswtpm_ioctl, tpm2-tools and the client library on the devices',
+  { skip, timeout: 900_000 },
   async (t) => {
     const t0 = performance.now();
-    const build = spawnSync('bash', [join(ROOT, 'test/guest/build.sh'), OUT], { encoding: 'utf8' });
+    // Intact states written on the host (by swtpm where installed), damaged per case.
+    const extra = join(OUT, 'extra');
+    rmSync(extra, { recursive: true, force: true });
+    await writeGuestCases(extra, '/opt/extra', writeState, GUEST_CASES);
+    const build = spawnSync('bash', [join(ROOT, 'test/guest/build.sh'), OUT, extra], {
+      encoding: 'utf8',
+    });
     assert.equal(build.status, 0, `guest build failed:\n${build.stderr}`);
     const kv = Object.fromEntries(
       (build.stdout.trim().split('\n').pop() ?? '')
@@ -104,7 +129,7 @@ test(
     const t1 = performance.now();
     const serial = join(OUT, 'serial.log');
     rmSync(serial, { force: true });
-    const code = await runQemu(kv.KERNEL!, kv.INITRD!, serial, 300_000);
+    const code = await runQemu(kv.KERNEL!, kv.INITRD!, serial, 780_000);
     const t2 = performance.now();
     const text = existsSync(serial) ? readFileSync(serial, 'utf8') : '';
     const { steps, marks, t: times } = parseSerial(text);
@@ -116,6 +141,8 @@ test(
         `tswtpm cuse up in ${((times.get('started') ?? 0) - (times.get('start') ?? 0)).toFixed(2)} s, ` +
         `swtpm_ioctl + tswtpm_ioctl -c in ${((times.get('ioctl2') ?? 0) - (times.get('ioctl1') ?? 0)).toFixed(2)} s, ` +
         `client library part ${((times.get('sigterm') ?? 0) - (times.get('client') ?? 0)).toFixed(2)} s, ` +
+        `vtpm-proxy up in ${((times.get('vp-up') ?? 0) - (times.get('vp') ?? 0)).toFixed(2)} s, ` +
+        `exit after CMD_SHUTDOWN ${((times.get('vp-exited') ?? 0) - (times.get('vp-s') ?? 0)).toFixed(2)} s, ` +
         `done at ${times.get('end')} s`,
     );
     assert.ok(marks.has('DONE'), `guest did not finish (qemu exit ${code}):\n${text.slice(-3000)}`);
@@ -267,10 +294,116 @@ test(
     assert.equal(kv2['path-established'], 'false');
     assert.equal(kv2.done, 'ok');
 
+    // Undecodable state files on the CUSE device: PTM_INIT answers what swtpm 0.7.1
+    // answers over its control socket (test/interop/state-errors-diff.test.ts), the file is
+    // left as it was, and the reason reaches the --log file.
+    const cuseCases = (v: Version) => [...GUEST_CASES[v], ...(v === '1.2' ? ['intact'] : [])];
+    for (const v of ['1.2', '2.0'] as const) {
+      const V = v === '2.0' ? 'v2' : 'v12';
+      for (const c of cuseCases(v)) {
+        const k = `se-${V}-${c}`;
+        const expect = c === 'intact' ? '' : initLine(CASES.find((x) => x.name === c)!.init[v]);
+        assert.equal(out(`${k}-expect`), expect, `${k}: the host laid out this case`);
+        assert.equal(out(`${k}-err`), expect, `${k}: PTM_INIT over CUSE`);
+        assert.equal(steps.get(k)?.rc, expect === '' ? 0 : 1, k);
+        if (c === 'intact') continue;
+        assert.ok(marks.has(`${k} unchanged`), `${k}: the permall is unchanged`);
+        assert.equal(out(`${k}-files`).trim(), permallName(v), `${k}: no other state file`);
+      }
+      // PTM_INIT's reports reach the device's --log (issue 14 item 2: cuse wires them).
+      const rc = v === '2.0' ? '0x101' : '0x21';
+      const file = permallName(v).replace('.', '\\.');
+      const reason = `cannot decode ${file} in dir:///tmp/se: state: HMAC verification failed`;
+      assert.match(
+        out(`se-log-${V}`),
+        new RegExp(`^Could not start the TPM \\(result ${rc}\\): ${reason}`, 'm'),
+      );
+    }
+    // not-need-init: exit 1, both lines in the log file (nothing on the terminal).
+    assert.equal(steps.get('se-v12-nni')?.rc, 1, out('se-v12-nni'));
+    assert.equal(out('se-v12-nni'), '');
+    assert.match(
+      out('se-v12-nni-log'),
+      /^Could not start the TPM \(result 0x21\): cannot decode tpm-00\.permall in dir:\/\/\/tmp\/sen: state: HMAC/m,
+    );
+    assert.match(out('se-v12-nni-log'), /^Error: Could not initialize libtpms\.$/m);
+    // --log level=5 on the CUSE device: libtpms' own TPM 1.2 trace in the log file, four
+    // spaces in (its level 1); TPM 2's failure-mode message goes there too.
+    assert.match(out('se-log-v12'), /^ {4}TPM_MainInit: Initialize the TPM crypto support$/m);
+    assert.doesNotMatch(out('se-log-v12'), /^ {5}/m);
+    assert.match(out('se-log-v2'), /^libtpms\/tpm2: Entering failure mode/m);
+    assert.equal(out('se-out'), '', 'nothing on the terminal: all went to --log');
+
     // SIGTERM: clean exit, device removed.
     ok('start1');
     assert.equal(out('cap1'), 'ptm capability is 0x16fff');
     assert.ok(marks.has('vtpm1 removed after SIGTERM'));
+
+    // --runas tpmuser (uid 4242, primary group 4242, supplementary group 4343).
+    ok('startr');
+    assert.equal(
+      out('idsr')
+        .split('\n')
+        .map((l) => l.replace(/\s+/g, ' ').trim())
+        .join('\n'),
+      'Uid: 4242 4242 4242 4242\nGid: 4242 4242 4242 4242\nGroups: 4242 4343',
+    );
+    ok('initr');
+    assert.equal(out('ownerr'), '4242:4242 /tmp/vtpmr\n4242:4242 /tmp/vtpmr/tpm2-00.permall');
+    ok('stopr');
+    assert.ok(marks.has('vtpmr removed'));
+
+    // chardev --vtpm-proxy (TPM 2): swtpm's New TPM device line on stdout, nothing on
+    // stderr; the kernel registered /dev/tpmN and /dev/tpmrmN.
+    ok('vp-vtpmx');
+    assert.match(out('vp-out'), /^New TPM device: \/dev\/tpm\d+ \(major\/minor = \d+\/\d+\)$/);
+    assert.equal(out('vp-err'), '');
+    assert.equal(out('vp-sys'), '2');
+    ok('vp-nodes');
+    // The kernel's first command was SET_LOCALITY(0) (vendor ordinal 0x20001000),
+    // answered by tswtpm itself with success, and it came exactly once.
+    assert.deepEqual(out('vp-log').split('\n'), [
+      ' SWTPM_IO_Read: length 11',
+      ' 80 02 00 00 00 0B 20 00 10 00 00 ',
+      ' SWTPM_IO_Write: length 10',
+      ' 80 01 00 00 00 0A 00 00 00 00 ',
+    ]);
+    assert.equal(out('vp-setloc'), '1');
+    // startup-clear is implied: tswtpm sent TPM2_Startup(CLEAR) before serving, so a
+    // raw Startup gets TPM_RC_INITIALIZE, which tpm2_startup accepts (rc 0).
+    ok('vp-startup');
+    assert.equal(out('vp-startup-raw'), '80010000000a00000100');
+    for (const s of ['vp-getrandom', 'vp-pcrextend', 'vp-pcrread']) ok(s);
+    assert.match(out('vp-getrandom'), /^[0-9a-f]{32}$/);
+    assert.match(out('vp-pcrread'), new RegExp(`16: 0x${pcr}`));
+    // TPM2_PCR_Read(sha256, 17) in one write(): the answer swtpm's test expects (the
+    // update counter aside, which the PCR 16 extend moved).
+    assert.match(
+      out('vp-pcrread17'),
+      /^80010000003e00000000[0-9a-f]{8}00000001000b03000002000000010020(ff){32}$/,
+    );
+    // The UnixIO control channel serves alongside; both tools agree.
+    ok('vp-c-g');
+    assert.equal(out('vp-t-g'), out('vp-c-g'));
+    assert.match(out('vp-c-g'), /^ptm configuration flags: 0x[0-9a-f]+$/);
+    assert.equal(out('vp-c-c'), 'ptm capability is 0x1ffff');
+    assert.match(out('vp-state'), /tpm2-00\.permall/);
+    // CMD_SHUTDOWN ends the process (exit 0, pid file removed) and so the device.
+    ok('vp-s');
+    assert.equal(steps.get('vp-exit')?.rc, 0);
+    for (const m of ['vp device removed', 'vp tpmrm removed', 'vp pid file removed']) {
+      assert.ok(marks.has(m), m);
+    }
+
+    // TPM 1.2 without --flags: Startup(ST_CLEAR) implied, PCR 17 reads as all ones;
+    // SIGTERM removes the device and exits 0.
+    assert.match(out('vp12-out'), /^New TPM device: \/dev\/tpm\d+ /);
+    assert.equal(out('vp12-sys'), '1');
+    assert.equal(out('vp12-pcrread17'), `00c40000001e00000000${'ff'.repeat(20)}`);
+    assert.equal(out('vp12-c-c'), 'ptm capability is 0x17fff');
+    assert.equal(steps.get('vp12-exit')?.rc, 0);
+    assert.ok(marks.has('vp12 device removed after SIGTERM'));
+    assert.match(out('vp12-state'), /tpm-00\.permall/);
 
     // seccomp: on by default on every thread, still there after all the commands above;
     // none with --seccomp action=none.
@@ -291,6 +424,22 @@ test(
     assert.ok(marks.has('vtpm3 removed'));
   },
 );
+
+/** Writes an intact TPM state into `dir` on the host, with the key the matrix uses. */
+async function writeState(v: Version, w: Written, dir: string, keyDir: string): Promise<void> {
+  const which = (await run('swtpm', ['--version'])).code === 0 ? 'swtpm' : 'tswtpm';
+  const s = await startTcp(which, [
+    ...(v === '2.0' ? ['--tpm2'] : []),
+    '--tpmstate',
+    `dir=${dir}`,
+    ...(w === 'aes128' ? WRITE_KEY(keyDir) : []),
+    '--flags',
+    'not-need-init,startup-clear',
+  ]);
+  await run('swtpm_ioctl', ['--tcp', `127.0.0.1:${s.ctrlPort}`, '-s']);
+  await s.stop();
+  if (!existsSync(join(dir, permallName(v)))) throw new Error(`${which} wrote no state in ${dir}`);
+}
 
 /** `uniq -c` of the threads' Seccomp lines: all threads filtered once (or none). */
 function assertThreads(text: string, on: boolean): void {

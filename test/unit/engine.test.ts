@@ -1,5 +1,5 @@
-// Engine against the real libtpms 0.9.2 (no mocks). One libtpms per process, so the
-// tests share Engine.get() and run in order; each group leaves the engine stopped.
+// Engine against the real libtpms 0.9.2 (no mocks). The tests share Engine.get(), one copy
+// of libtpms, and run in order; each group leaves the engine stopped.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';

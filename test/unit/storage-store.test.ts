@@ -53,10 +53,12 @@ describe('StateStore', () => {
         e.cause instanceof StateBlobError &&
         /tpm2-00\.permall in memory:\/\/: .*HMAC/.test(e.message),
     );
+    // A truncated file: swtpm 0.7.1's load callback hands libtpms TPM_FAIL (SET_STATEBLOB
+    // of the same bytes answers 0x03).
     backend.write('2.0', 'permall', aes.subarray(0, 700));
     assert.throws(() => new StateStore(backend, '2.0', { fileKey: k128 }).load('permall'), {
       code: 'CORRUPT_STATE',
-      result: 0x03,
+      result: 0x09,
     });
     // the stored bytes are untouched by a failed load
     assert.deepEqual(backend.read('2.0', 'permall'), aes.subarray(0, 700));

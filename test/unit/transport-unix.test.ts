@@ -73,7 +73,8 @@ function harness(extra: Partial<UnixServerOptions> = {}) {
     srv,
     msgs,
     closes,
-    next: () => until(() => msgs.shift()),
+    /** `ms`: how long to wait; a spawned client (python3) may take seconds to start on a loaded machine. */
+    next: (ms?: number) => until(() => msgs.shift(), ms),
     closed: () => until(() => closes.shift()),
   };
 }
@@ -96,7 +97,7 @@ test('python client: 00 00 00 10 + one fd on the same recvmsg; data flows over t
   const py = new Promise<string>((res, rej) =>
     execFile('python3', ['-c', PY_CLIENT, h.srv.path!], (e, out) => (e ? rej(e) : res(out))),
   );
-  const { msg, ch } = await h.next();
+  const { msg, ch } = await h.next(60_000);
   assert.equal(hex(msg.data), '00000010');
   assert.equal(msg.fds.length, 1);
   assert.equal(msg.ctrunc, false);

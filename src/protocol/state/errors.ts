@@ -52,3 +52,20 @@ export class StateBlobError extends Error {
     this.result = result;
   }
 }
+
+/**
+ * The result swtpm 0.7.1's NV load callback (SWTPM_NVRAM_LoadData) hands libtpms when
+ * a state file cannot be decoded. Only two verdicts of its decryption step pass
+ * through: an HMAC that does not verify (TPM_DECRYPT_ERROR: the state exists but the
+ * key is wrong) and a key of the other AES size (TPM_BAD_KEY_PROPERTY). Everything
+ * else is TPM_FAIL there: a missing TLV, a failed decryption, and a header that fails
+ * its checks (0.7.1 then reads the file as a headerless legacy blob, which fails).
+ * libtpms' TPM 1.2 MainInit answers this result; TPM 2 enters failure mode (0x101).
+ *
+ * @example
+ * loadDataResult(new StateBlobError('KEY_NOT_FOUND', TPM_KEYNOTFOUND, '...')); // TPM_FAIL
+ */
+export function loadDataResult(e: StateBlobError): number {
+  if (e.code === 'HMAC_MISMATCH' || e.code === 'WRONG_KEY_SIZE') return e.result;
+  return TPM_FAIL;
+}

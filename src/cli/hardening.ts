@@ -1,0 +1,68 @@
+/**
+ * Process hardening for the TPM server (`tswtpm socket|chardev|cuse`), which holds the
+ * TPM's seeds and the state keys in its memory:
+ *
+ * - Node opens its inspector (a debugger that runs any code in the process) on
+ *   127.0.0.1:9229 when it gets SIGUSR1, or at start with `--inspect*` in the command
+ *   line or NODE_OPTIONS. Any local process of the same uid could then read the keys.
+ *   bin/tswtpm.js installs a SIGUSR1 listener first thing (a JS listener replaces
+ *   Node's trigger; the signal is then ignored), and {@link refuseInspector} stops a
+ *   start with an inspector active or requested.
+ * - {@link setNotDumpable}: prctl(PR_SET_DUMPABLE, 0): no core dump, no ptrace and no
+ *   /proc/PID/{mem,environ,fd} for processes of the same uid (root keeps access).
+ *
+ * docs/compat.md ("Hardening") records what differs from swtpm.
+ */
+import { createRequire } from 'node:module';
+import { CliError } from './subopts.js';
+
+/** Node options that open the inspector, or dump the heap on a signal. */
+const DEBUG_FLAG = /^--(inspect|debug|heapsnapshot-signal)/;
+
+/**
+ * Throws a CliError when an inspector is active or was requested through the
+ * command line (`execArgv`) or NODE_OPTIONS.
+ */
+export function refuseInspector(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string | undefined = process.env.NODE_OPTIONS,
+  inspectorUrl: string | undefined = activeInspector(),
+): void {
+  const fromEnv = (nodeOptions ?? '').split(/\s+/).filter((a) => DEBUG_FLAG.test(a));
+  const fromArgv = execArgv.filter((a) => DEBUG_FLAG.test(a));
+  const why = [...fromArgv, ...fromEnv.map((a) => `NODE_OPTIONS ${a}`)];
+  if (inspectorUrl !== undefined) why.push(`an inspector is listening at ${inspectorUrl}`);
+  if (why.length > 0) {
+    throw new CliError(
+      `Error: refusing to run the TPM with a debugger enabled (${why.join(', ')}): it could read the TPM's secrets`,
+    );
+  }
+}
+
+function activeInspector(): string | undefined {
+  // node:inspector is built in; url() is undefined unless an inspector is open.
+  const inspector = createRequire(import.meta.url)('node:inspector') as typeof import('inspector');
+  return inspector.url();
+}
+
+/** prctl(2) option (linux/prctl.h). */
+const PR_SET_DUMPABLE = 4;
+const PR_GET_DUMPABLE = 3;
+
+/**
+ * Marks the process non-dumpable. Returns false where prctl is not available (the
+ * server still runs). The process itself keeps access to /proc/self.
+ */
+export function setNotDumpable(): boolean {
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const prctl = koffi
+      .load('libc.so.6')
+      .func(
+        'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+      );
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) === 0 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) === 0;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Private copies of libtpms, one per additional TPM in the process.
+ *
+ * libtpms keeps its TPM in global variables, and the dynamic linker maps a file
+ * only once per process: glibc finds an already loaded object by name and by
+ * device/inode. A second TPM therefore needs a second *file*. Each copy is written
+ * into its own memfd (anonymous memory, nothing on disk) and loaded from
+ * `/proc/self/fd/N`; the new inode gives it its own data and bss, hence its own TPM.
+ * Unlike dlmopen(), this has no 16-namespace limit, and the copy's undefined symbols
+ * (OpenSSL, libc) still bind to the one system libcrypto (RTLD_DEEPBIND, as for the
+ * first copy): OpenSSL 3 is thread-safe, so copies can run on different threads.
+ *
+ * Cost per copy (bench/instances.ts): the memfd holds the library file (0.9 MB on
+ * Debian 12, counted in the system's Shmem, in RSS only where touched), plus the
+ * copy's own writable segments and heap.
+ */
+import { closeSync, readFileSync, writeSync } from 'node:fs';
+import type { KoffiFunc } from 'koffi';
+import { type Libtpms, bindLibtpms, loadLibtpms, requireKoffi } from './libtpms.js';
+
+/** memfd_create(2) flag: the fd is not inherited by child processes. */
+const MFD_CLOEXEC = 1;
+
+/** What a new copy needs: the library's bytes and memfd_create. Process-wide. */
+interface CopySource {
+  readonly bytes: Buffer;
+  readonly memfdCreate: KoffiFunc<(name: string, flags: number) => number>;
+}
+let source: CopySource | undefined;
+
+/**
+ * The file the dynamic linker chose for `libtpms.so.0`, read from /proc/self/maps
+ * after the first copy is loaded (so the copies are the same build as the first).
+ */
+function loadedLibraryPath(): string {
+  const maps = readFileSync('/proc/self/maps', 'utf8');
+  for (const line of maps.split('\n')) {
+    const path = line.slice(line.indexOf('/'));
+    if (line.includes('/') && /\/libtpms\.so[^/]*$/.test(path)) return path;
+  }
+  throw new Error('libtpms is not mapped in this process (no libtpms.so in /proc/self/maps)');
+}
+
+function copySource(): CopySource {
+  if (source) return source;
+  // The first copy is loaded normally and first: a later dlopen("libtpms.so.0") would
+  // otherwise match a memfd copy by its SONAME and share that copy's TPM.
+  loadLibtpms();
+  const koffi = requireKoffi();
+  const libc = koffi.load('libc.so.6');
+  source = {
+    bytes: readFileSync(loadedLibraryPath()),
+    memfdCreate: libc.func('int memfd_create(const char *name, unsigned int flags)') as never,
+  };
+  return source;
+}
+
+/**
+ * Loads one more, private copy of libtpms. Its memfd stays open for the life of the
+ * process: glibc also finds loaded objects by their path string, so a closed and
+ * reused fd number would make a later `/proc/self/fd/N` resolve to the old copy.
+ *
+ * @example
+ * const lib = loadLibtpmsCopy(); // independent of loadLibtpms() and of other copies
+ */
+export function loadLibtpmsCopy(): Libtpms {
+  const src = copySource();
+  const fd = src.memfdCreate('libtpms', MFD_CLOEXEC);
+  if (fd < 0) throw new Error(`memfd_create failed: errno ${requireKoffi().errno()}`);
+  try {
+    let off = 0;
+    while (off < src.bytes.length) off += writeSync(fd, src.bytes, off);
+    return bindLibtpms(`/proc/self/fd/${fd}`);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
