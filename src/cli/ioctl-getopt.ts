@@ -110,3 +110,29 @@ export class GetoptLongOnly {
 function nonOption(s: string): boolean {
   return s[0] !== '-' || s.length === 1;
 }
+
+/** swtpm_ioctl's long-option table, in its order (prefix matching depends on it). */
+export const IOCTL_OPTS: readonly LongOpt[] = [
+  ['tpm-device', 1, 'D'],
+  ['tcp', 1, 'T'],
+  ['unix', 1, 'U'],
+  ['c', 0, 'c'],
+  ['i', 0, 'i'],
+  ['stop', 0, 't'],
+  ['s', 0, 's'],
+  ['e', 0, 'e'],
+  ['r', 1, 'r'],
+  ['v', 0, 'v'],
+  ['C', 0, 'C'],
+  ['l', 1, 'l'],
+  ['h', 1, 'h'],
+  ['g', 0, 'g'],
+  ['b', 1, 'b'],
+  ['save', 1, 'S'],
+  ['load', 1, 'L'],
+  ['version', 0, 'V'],
+  ['info', 1, 'I'],
+  ['help', 0, 'H'],
+  // swtpm_ioctl 0.8+.
+  ['lock-storage', 1, 'K'],
+].map(([name, arg, val]) => ({ name: name as string, hasArg: arg === 1, val: val as string }));

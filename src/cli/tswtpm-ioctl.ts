@@ -11,7 +11,7 @@ import { type CtrlRequest, defByName } from '../protocol/ctrl/index.js';
 import { load, save } from './ioctl-blob.js';
 import { type Io, hash, simple } from './ioctl-cmds.js';
 import { type Target, openChannel } from './ioctl-conn.js';
-import { GetoptLongOnly, type LongOpt } from './ioctl-getopt.js';
+import { GetoptLongOnly, IOCTL_OPTS } from './ioctl-getopt.js';
 import { parseInfoFlags, parseTcp, scanU32, scanU64 } from './ioctl-scan.js';
 
 /** Our own version line; the rest of the output is swtpm_ioctl 0.7.1's (docs/compat.md). */
@@ -62,32 +62,6 @@ The following commands are supported:
 
 `;
 
-/** swtpm_ioctl's long-option table, in its order (prefix matching depends on it). */
-const OPTS: readonly LongOpt[] = [
-  ['tpm-device', 1, 'D'],
-  ['tcp', 1, 'T'],
-  ['unix', 1, 'U'],
-  ['c', 0, 'c'],
-  ['i', 0, 'i'],
-  ['stop', 0, 't'],
-  ['s', 0, 's'],
-  ['e', 0, 'e'],
-  ['r', 1, 'r'],
-  ['v', 0, 'v'],
-  ['C', 0, 'C'],
-  ['l', 1, 'l'],
-  ['h', 1, 'h'],
-  ['g', 0, 'g'],
-  ['b', 1, 'b'],
-  ['save', 1, 'S'],
-  ['load', 1, 'L'],
-  ['version', 0, 'V'],
-  ['info', 1, 'I'],
-  ['help', 0, 'H'],
-  // swtpm_ioctl 0.8+.
-  ['lock-storage', 1, 'K'],
-].map(([name, arg, val]) => ({ name: name as string, hasArg: arg === 1, val: val as string }));
-
 interface Parsed {
   command: string;
   target: Target;
@@ -103,7 +77,7 @@ interface Parsed {
 /** Parses like swtpm_ioctl; a number is the exit code of an early end. */
 function parse(argv: readonly string[], io: Io, prog: string): Parsed | number {
   const args = [prog, ...argv];
-  const g = new GetoptLongOnly(args, OPTS, io.err);
+  const g = new GetoptLongOnly(args, IOCTL_OPTS, io.err);
   const p: Partial<Parsed> = { locality: 0, bufferSize: 0, infoFlags: 0n };
   let tcp: { host: string; port: number } | undefined;
   let unix: string | undefined;

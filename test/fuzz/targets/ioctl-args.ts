@@ -7,34 +7,12 @@
  * agree with an independent reading of plain decimal, octal and hex numbers and the
  * --tcp splitting keeps a port within 16 bits.
  */
-import { GetoptLongOnly, type LongOpt } from '../../../src/cli/ioctl-getopt.js';
+import { GetoptLongOnly, IOCTL_OPTS } from '../../../src/cli/ioctl-getopt.js';
 import { parseInfoFlags, parseTcp, scanU32, scanU64 } from '../../../src/cli/ioctl-scan.js';
 import { assert, Input } from './props.js';
 
-/** swtpm_ioctl 0.7.1's table (src/cli/tswtpm-ioctl.ts keeps the real one). */
-const OPTS: readonly LongOpt[] = [
-  ['tpm-device', 1, 'D'],
-  ['tcp', 1, 'T'],
-  ['unix', 1, 'U'],
-  ['c', 0, 'c'],
-  ['i', 0, 'i'],
-  ['stop', 0, 't'],
-  ['s', 0, 's'],
-  ['e', 0, 'e'],
-  ['r', 1, 'r'],
-  ['v', 0, 'v'],
-  ['C', 0, 'C'],
-  ['l', 1, 'l'],
-  ['h', 1, 'h'],
-  ['g', 0, 'g'],
-  ['b', 1, 'b'],
-  ['save', 1, 'S'],
-  ['load', 1, 'L'],
-  ['version', 0, 'V'],
-  ['info', 1, 'I'],
-  ['help', 0, 'H'],
-  ['lock-storage', 1, 'K'],
-].map(([name, arg, val]) => ({ name: name as string, hasArg: arg === 1, val: val as string }));
+/** swtpm_ioctl's table, the one tswtpm_ioctl parses with. */
+const OPTS = IOCTL_OPTS;
 const VALS = new Set(OPTS.map((o) => o.val));
 const U64_MAX = (1n << 64n) - 1n;
 
