@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,13 +11,37 @@ export const TSWTPM_IOCTL_BIN = fileURLToPath(
   new URL('../../../bin/tswtpm_ioctl.js', import.meta.url),
 );
 
-/** A TCP port that was free a moment ago (bind 0, read, close). */
+/**
+ * Lowest port of the kernel's ephemeral range (outgoing connections take their source
+ * ports from it, so a port picked there can be taken by any client before our server
+ * binds it: EADDRINUSE under load).
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    return Number.isInteger(low) && low > 11000 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/** A TCP port that was free a moment ago, chosen below the ephemeral range (bind, close). */
 export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  const top = ephemeralLow() - 1;
+  for (;;) {
+    const port = 10000 + Math.floor(Math.random() * (top - 10000));
+    const s = net.createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (ok) {
+      await new Promise<void>((r) => s.close(() => r()));
+      return port;
+    }
+  }
 }
 
 /** Two consecutive free ports P, P+1 (tcti-swtpm wants ctrl at data + 1). */
