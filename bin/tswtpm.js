@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 
 // First of all: SIGUSR1 would open Node's inspector (a debugger on 127.0.0.1:9229 that
 // runs any code inside the TPM process). A listener replaces that trigger; the signal
-// is then ignored. (src/cli/hardening.ts refuses --inspect and NODE_OPTIONS.)
+// is then ignored. (src/cli/common/hardening.ts refuses --inspect and NODE_OPTIONS.)
 process.on('SIGUSR1', () => {});
 
 // `socket` and `chardev` run from the single-file bundle that `npm run build` makes
@@ -15,10 +15,10 @@ const mtime = (p) => statSync(new URL(p, dist)).mtimeMs;
 let bundled = false;
 if (argv[0] === 'socket' || argv[0] === 'chardev') {
   try {
-    bundled = mtime('src/cli/tswtpm.bundle.js') >= mtime('.tsbuildinfo');
+    bundled = mtime('src/cli/server/tswtpm.bundle.js') >= mtime('.tsbuildinfo');
   } catch {}
 }
 const { main } = await import(
-  bundled ? '../dist/src/cli/tswtpm.bundle.js' : '../dist/src/cli/tswtpm.js'
+  bundled ? '../dist/src/cli/server/tswtpm.bundle.js' : '../dist/src/cli/server/tswtpm.js'
 );
 main(argv);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Bundles the compiled CLI (dist/src/cli/tswtpm.js and what it imports) into one file,
-// dist/src/cli/tswtpm.bundle.js, which bin/tswtpm.js runs for `socket` and `chardev`.
+// Bundles the compiled CLI (dist/src/cli/server/tswtpm.js and what it imports) into one file,
+// dist/src/cli/server/tswtpm.bundle.js, which bin/tswtpm.js runs for `socket` and `chardev`.
 // Node 20 loads each ES module separately (resolve, read, compile, link): for the 40-odd
 // modules of a server start that is about 20-30 ms and 4 MiB of RSS (docs/performance.md).
 // The bundle sits next to the modules it replaces, so import.meta.url paths (package.json,
@@ -9,8 +9,8 @@
 import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const entry = fileURLToPath(new URL('../dist/src/cli/tswtpm.js', import.meta.url));
-const outfile = fileURLToPath(new URL('../dist/src/cli/tswtpm.bundle.js', import.meta.url));
+const entry = fileURLToPath(new URL('../dist/src/cli/server/tswtpm.js', import.meta.url));
+const outfile = fileURLToPath(new URL('../dist/src/cli/server/tswtpm.bundle.js', import.meta.url));
 
 let esbuild;
 try {

@@ -1,9 +1,9 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Config, parseArgs } from './cli/args.js';
-import { Logger } from './cli/log.js';
-import { runServer } from './cli/server.js';
+import { type Config, parseArgs } from './cli/server/args.js';
+import { Logger } from './cli/server/log.js';
+import { runServer } from './cli/server/server.js';
 import { ControlClient } from './client/control.js';
 import { TpmClient } from './client/tpm.js';
 

@@ -4,7 +4,7 @@
  * whole process is confined.
  *
  * Nothing outside DIR is reachable afterwards: libraries, Node modules and config
- * files must be loaded first (see cli/sandbox-setup.ts). {@link loadChrootLibs} does
+ * files must be loaded first (see cli/server/sandbox-setup.ts). {@link loadChrootLibs} does
  * that for the system OpenSSL that libtpms uses, which would otherwise read its
  * config file on first use, inside the chroot.
  */

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GetoptLongOnly, type LongOpt } from '../../src/cli/ioctl-getopt.js';
-import { parseInfoFlags, parseTcp, scanU32 } from '../../src/cli/ioctl-scan.js';
+import { GetoptLongOnly, type LongOpt } from '../../src/cli/ioctl/ioctl-getopt.js';
+import { parseInfoFlags, parseTcp, scanU32 } from '../../src/cli/ioctl/ioctl-scan.js';
 
 const OPTS: LongOpt[] = [
   { name: 'tpm-device', hasArg: true, val: 'D' },

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { arch } from 'node:os';
 import { test } from 'node:test';
-import { seccompAction } from '../../src/cli/sandbox-setup.js';
+import { seccompAction } from '../../src/cli/server/sandbox-setup.js';
 import { DENIED_SYSCALLS, deniedNumbers, loadLibseccomp } from '../../src/sandbox/seccomp.js';
 
 const skip = arch() === 'x64' ? false : 'syscall numbers are checked for x86_64';

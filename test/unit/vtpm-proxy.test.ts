@@ -3,7 +3,7 @@
 // errors of the open and of the ioctl as errno values.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseArgs } from '../../src/cli/args.js';
+import { parseArgs } from '../../src/cli/server/args.js';
 import { VtpmProxyError, createVtpmProxy } from '../../src/transport/vtpm-proxy.js';
 
 test('--vtpm-proxy implies not-need-init, startup-clear, allow-set-locality, terminate', () => {

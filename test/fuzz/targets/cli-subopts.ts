@@ -1,11 +1,16 @@
 /**
- * swtpm-style `key=value,...` sub-options (src/cli/subopts.ts). Properties:
+ * swtpm-style `key=value,...` sub-options (src/cli/common/subopts.ts). Properties:
  * splitSubopts never throws, never yields an empty token, and for a value without
  * braces equals a plain split at commas (name up to the first '='); parseSubopts
  * refuses only with CliError, and what it returns has the spec's types (ints are
  * integers, modes are within 0..0o777, bools are booleans).
  */
-import { CliError, type SubKind, parseSubopts, splitSubopts } from '../../../src/cli/subopts.js';
+import {
+  CliError,
+  type SubKind,
+  parseSubopts,
+  splitSubopts,
+} from '../../../src/cli/common/subopts.js';
 import { assert, Input, only } from './props.js';
 
 const SPEC: Readonly<Record<string, SubKind>> = {

@@ -1,14 +1,14 @@
 /**
- * tswtpm_ioctl's argument parsing: the getopt_long_only clone (src/cli/ioctl-getopt.ts)
- * and the C number scanners (src/cli/ioctl-scan.ts). Properties: option parsing ends
+ * tswtpm_ioctl's argument parsing: the getopt_long_only clone (src/cli/ioctl/ioctl-getopt.ts)
+ * and the C number scanners (src/cli/ioctl/ioctl-scan.ts). Properties: option parsing ends
  * within argc steps, keeps optind in [1, argc], permutes argv without losing or
  * inventing an element, reports each error with exactly one stderr line, and returns
  * only table values or '?'; an option with a required argument gets one; the scanners
  * agree with an independent reading of plain decimal, octal and hex numbers and the
  * --tcp splitting keeps a port within 16 bits.
  */
-import { GetoptLongOnly, IOCTL_OPTS } from '../../../src/cli/ioctl-getopt.js';
-import { parseInfoFlags, parseTcp, scanU32, scanU64 } from '../../../src/cli/ioctl-scan.js';
+import { GetoptLongOnly, IOCTL_OPTS } from '../../../src/cli/ioctl/ioctl-getopt.js';
+import { parseInfoFlags, parseTcp, scanU32, scanU64 } from '../../../src/cli/ioctl/ioctl-scan.js';
 import { assert, Input } from './props.js';
 
 /** swtpm_ioctl's table, the one tswtpm_ioctl parses with. */

@@ -4,15 +4,15 @@
  * strace and fake servers. Each returns the process exit code. The state blob
  * commands are in ioctl-blob.ts.
  */
-import { respFixedSize } from '../protocol/ctrl/client-codec.js';
+import { respFixedSize } from '../../protocol/ctrl/client-codec.js';
 import {
   type CtrlName,
   type CtrlRequest,
   PTM_HASH_DATA_SIZE,
   defByName,
-} from '../protocol/ctrl/index.js';
+} from '../../protocol/ctrl/index.js';
+import { errText } from '../common/sys.js';
 import { type Channel, ChannelError, type Exchange } from './ioctl-conn.js';
-import { errText } from './ioctl-sys.js';
 
 export interface Io {
   out(s: string | Uint8Array): void;

@@ -6,8 +6,8 @@
  */
 import { readFileSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
-import { respMaxSize } from '../protocol/ctrl/client-codec.js';
-import { type CtrlRequest, defByName } from '../protocol/ctrl/index.js';
+import { respMaxSize } from '../../protocol/ctrl/client-codec.js';
+import { type CtrlRequest, defByName } from '../../protocol/ctrl/index.js';
 import { load, save } from './ioctl-blob.js';
 import { type Io, hash, simple } from './ioctl-cmds.js';
 import { type Target, openChannel } from './ioctl-conn.js';
@@ -18,7 +18,7 @@ import { parseInfoFlags, parseTcp, scanU32, scanU64 } from './ioctl-scan.js';
 const VERSION = `TPM emulator control tool version ${ownVersion()} (tswtpm_ioctl, compatible with swtpm_ioctl 0.7.1)\n`;
 
 function ownVersion(): string {
-  const url = new URL('../../../package.json', import.meta.url);
+  const url = new URL('../../../../package.json', import.meta.url);
   return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
 }
 

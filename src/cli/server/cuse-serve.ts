@@ -1,18 +1,18 @@
 import { chownSync, existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
-import { CuseSession, cuseRequestChannel } from '../device/cuse-session.js';
-import { Engine } from '../engine/engine.js';
-import { TPM_SUCCESS } from '../protocol/tpm/results.js';
-import { parseTpmstate } from '../storage/uri.js';
-import { CUSE_DEVICE, CuseChannel } from '../transport/cuse.js';
+import { CuseSession, cuseRequestChannel } from '../../device/cuse-session.js';
+import { Engine } from '../../engine/engine.js';
+import { TPM_SUCCESS } from '../../protocol/tpm/results.js';
+import { parseTpmstate } from '../../storage/uri.js';
+import { CUSE_DEVICE, CuseChannel } from '../../transport/cuse.js';
+import { resolveUser, runAs } from '../common/runas.js';
+import { CliError } from '../common/subopts.js';
 import type { Config } from './args.js';
 import { notifyReady } from './daemon.js';
 import { attachLog, createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
-import { resolveUser, runAs } from './runas.js';
 import { openStorage } from './storage-setup.js';
-import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
 
 /** What swtpm 0.8+'s CUSE front end advertises: all but SET_DATAFD and the TCG prefix. */

@@ -4,10 +4,10 @@
  * profiles need libtpms 0.10, detected by the presence of TPMLIB_SetProfile.
  */
 import { closeSync, readFileSync, readSync } from 'node:fs';
-import { Engine } from '../engine/engine.js';
-import type { TpmVersion } from '../engine/types.js';
+import { Engine } from '../../engine/engine.js';
+import type { TpmVersion } from '../../engine/types.js';
+import { CliError } from '../common/subopts.js';
 import type { Config } from './args.js';
-import { CliError } from './subopts.js';
 
 /** TPMLIB_INFO_AVAILABLE_PROFILES (libtpms 0.10). */
 export const TPMLIB_INFO_AVAILABLE_PROFILES = 0x40;

@@ -1,15 +1,15 @@
 import { openSync, readFileSync } from 'node:fs';
+import { refuseInspector, setNotDumpable } from '../common/hardening.js';
+import { runAs } from '../common/runas.js';
+import { CliError } from '../common/subopts.js';
+import { errText } from '../common/sys.js';
 import { type Config, type Iface, parseArgs } from './args.js';
-import { refuseInspector, setNotDumpable } from './hardening.js';
-import { errText } from './ioctl-sys.js';
 import { Logger } from './log.js';
-import { runAs } from './runas.js';
 import type { SeccompInstaller } from './sandbox-setup.js';
-import { CliError } from './subopts.js';
 
 /** Our version; `-v` prints it in swtpm's format. */
 export function packageVersion(): string {
-  const url = new URL('../../../package.json', import.meta.url);
+  const url = new URL('../../../../package.json', import.meta.url);
   return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
 }
 

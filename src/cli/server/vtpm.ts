@@ -1,8 +1,8 @@
 import { writeSync } from 'node:fs';
-import { VtpmProxyError, createVtpmProxy } from '../transport/vtpm-proxy.js';
+import { VtpmProxyError, createVtpmProxy } from '../../transport/vtpm-proxy.js';
+import { CliError } from '../common/subopts.js';
+import { strerror } from '../common/sys.js';
 import type { Config } from './args.js';
-import { strerror } from './ioctl-sys.js';
-import { CliError } from './subopts.js';
 
 /**
  * `chardev --vtpm-proxy` (runtime-features.md §3.2): refuses a provided device, creates

@@ -1,20 +1,20 @@
 import { closeSync, readFileSync, unlinkSync } from 'node:fs';
-import type { DeviceStorage } from '../device/types.js';
-import type { StateName, TpmVersion } from '../engine/types.js';
-import { PTM_STATE_FLAG_ENCRYPTED } from '../protocol/ctrl/index.js';
-import { DEFAULT_ENCRYPTION_MODE, encodeMigrationBlob } from '../protocol/state/index.js';
+import type { DeviceStorage } from '../../device/types.js';
+import type { StateName, TpmVersion } from '../../engine/types.js';
+import { PTM_STATE_FLAG_ENCRYPTED } from '../../protocol/ctrl/index.js';
+import { DEFAULT_ENCRYPTION_MODE, encodeMigrationBlob } from '../../protocol/state/index.js';
 import {
   deriveKeyFromPassword,
   parseEncryptionMode,
   parseKeyDerivation,
   parseKeyFile,
   parseKeyFormat,
-} from '../protocol/state/key.js';
-import { StateStore } from '../storage/state-store.js';
-import type { StateBackend } from '../storage/types.js';
-import { formatPrintStates, openBackend, parseTpmstate } from '../storage/uri.js';
+} from '../../protocol/state/key.js';
+import { StateStore } from '../../storage/state-store.js';
+import type { StateBackend } from '../../storage/types.js';
+import { formatPrintStates, openBackend, parseTpmstate } from '../../storage/uri.js';
+import { CliError } from '../common/subopts.js';
 import type { Config } from './args.js';
-import { CliError } from './subopts.js';
 
 type KeyOpts = Record<string, string | number | boolean>;
 

@@ -1,6 +1,6 @@
 import { constants, closeSync, openSync, writeSync } from 'node:fs';
-import { errText } from './ioctl-sys.js';
-import { CliError } from './subopts.js';
+import { CliError } from '../common/subopts.js';
+import { errText } from '../common/sys.js';
 
 /** Where and how libtpms writes its own log (TPMLIB_SetDebugFD/Level/Prefix). */
 export interface LibtpmsLog {

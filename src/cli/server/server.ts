@@ -1,32 +1,37 @@
 import { closeSync, fstatSync, openSync, unlinkSync } from 'node:fs';
-import { serveCtrl } from '../device/ctrl-session.js';
-import { serveData } from '../device/data-session.js';
-import type { Device } from '../device/device.js';
-import { type WireMessage, formatWireDump, wireChannel } from '../device/trace.js';
-import { Engine } from '../engine/engine.js';
-import { TPM_BAD_PARAMETER, TPM_FAIL, TPM_IOERROR, TPM_SUCCESS } from '../protocol/tpm/results.js';
-import { charDeviceConn } from '../transport/char-conn.js';
-import type { Conn, ConnServer } from '../transport/conn.js';
-import { fdSocket, listen, socketConn } from '../transport/stream.js';
-import { vtpmProxyConn } from '../transport/vtpm-conn.js';
+import { serveCtrl } from '../../device/ctrl-session.js';
+import { serveData } from '../../device/data-session.js';
+import type { Device } from '../../device/device.js';
+import { type WireMessage, formatWireDump, wireChannel } from '../../device/trace.js';
+import { Engine } from '../../engine/engine.js';
+import {
+  TPM_BAD_PARAMETER,
+  TPM_FAIL,
+  TPM_IOERROR,
+  TPM_SUCCESS,
+} from '../../protocol/tpm/results.js';
+import { charDeviceConn } from '../../transport/char-conn.js';
+import type { Conn, ConnServer } from '../../transport/conn.js';
+import { fdSocket, listen, socketConn } from '../../transport/stream.js';
+import { vtpmProxyConn } from '../../transport/vtpm-conn.js';
+import { CliError } from '../common/subopts.js';
+import { errText } from '../common/sys.js';
 import type { ChannelConfig, Config } from './args.js';
 import { attachLog, createDevice } from './device-setup.js';
-import { errText } from './ioctl-sys.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
 import { openStorage, printStates } from './storage-setup.js';
-import { CliError } from './subopts.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
 import { openVtpmProxy } from './vtpm.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
 /** The koffi-based Unix transport (fd passing), loaded only for a UnixIO control channel. */
-type UnixConn = typeof import('../transport/unix-conn.js');
+type UnixConn = typeof import('../../transport/unix-conn.js');
 
 /** Loads the fd-passing Unix transport (also before a --chroot: cli/sandbox-setup.ts). */
-export const loadUnixConn = (): Promise<UnixConn> => import('../transport/unix-conn.js');
+export const loadUnixConn = (): Promise<UnixConn> => import('../../transport/unix-conn.js');
 
 /** Capabilities of swtpm 0.8+'s socket and chardev front ends. */
 const CAPS_TPM2 = 0x1ffff;

@@ -14,7 +14,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { respFixedSize, respMaxSize } from '../protocol/ctrl/client-codec.js';
+import { respFixedSize, respMaxSize } from '../../protocol/ctrl/client-codec.js';
 import {
   PTM_BLOB_TYPE_PERMANENT,
   PTM_BLOB_TYPE_SAVESTATE,
@@ -22,11 +22,11 @@ import {
   PTM_STATE_BLOB_SIZE,
   PTM_STATE_FLAG_DECRYPTED,
   defByName,
-} from '../protocol/ctrl/index.js';
-import { TPM_RETRY } from '../protocol/tpm/results.js';
+} from '../../protocol/ctrl/index.js';
+import { TPM_RETRY } from '../../protocol/tpm/results.js';
+import { errText } from '../common/sys.js';
 import { type Io, exec, resultOk } from './ioctl-cmds.js';
 import { type Channel, ChannelError } from './ioctl-conn.js';
-import { errText } from './ioctl-sys.js';
 
 const BLOB_TYPES: Readonly<Record<string, number>> = {
   permanent: PTM_BLOB_TYPE_PERMANENT,

@@ -5,15 +5,15 @@
  * the TPM runs and just before the process reports ready.
  */
 import { closeSync, openSync } from 'node:fs';
-import { Engine } from '../engine/engine.js';
-import { loadChrootLibs } from '../sandbox/chroot.js';
-import { type SeccompAction, installSeccomp, loadLibseccomp } from '../sandbox/seccomp.js';
-import { installTestHook } from '../sandbox/test-hook.js';
-import { ignoreInspectorSignal, startThreadPool } from '../sandbox/threads.js';
-import { deviceSize } from '../storage/lock.js';
+import { Engine } from '../../engine/engine.js';
+import { loadChrootLibs } from '../../sandbox/chroot.js';
+import { type SeccompAction, installSeccomp, loadLibseccomp } from '../../sandbox/seccomp.js';
+import { installTestHook } from '../../sandbox/test-hook.js';
+import { ignoreInspectorSignal, startThreadPool } from '../../sandbox/threads.js';
+import { deviceSize } from '../../storage/lock.js';
+import { setNotDumpable } from '../common/hardening.js';
+import { CliError, parseSubopts } from '../common/subopts.js';
 import type { Config } from './args.js';
-import { setNotDumpable } from './hardening.js';
-import { CliError, parseSubopts } from './subopts.js';
 
 /**
  * `--seccomp action=none|kill|log`; absent or empty means kill (swtpm's default).
@@ -105,7 +105,7 @@ async function preloadServer(cfg: Config): Promise<void> {
   // libtpms (and its libcrypto) through koffi: engine/libtpms.ts
   Engine.get();
   // libc for Unix sockets, fd passing and CUSE: transport/libc.ts
-  (await import('../transport/libc.js')).koffi();
+  (await import('../../transport/libc.js')).koffi();
   // fcntl/lseek for the state lock: storage/lock.ts binds them on first use
   const fd = openSync('/dev/null', 'r');
   try {

@@ -1,6 +1,6 @@
-import type { BackendConfig } from '../storage/uri.js';
-import { type OptDef, getopt } from './getopt.js';
-import { CliError, parseSubopts } from './subopts.js';
+import type { BackendConfig } from '../../storage/uri.js';
+import { type OptDef, getopt } from '../common/getopt.js';
+import { CliError, parseSubopts } from '../common/subopts.js';
 
 export type Iface = 'socket' | 'chardev' | 'cuse';
 

@@ -16,10 +16,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import net from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { CliError } from '../common/subopts.js';
 import { parseArgs } from './args.js';
 import { Logger } from './log.js';
 import { runServer } from './server.js';
-import { CliError } from './subopts.js';
 
 interface VtpmOptions {
   readonly tpm2: boolean;

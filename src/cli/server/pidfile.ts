@@ -1,6 +1,6 @@
 import { constants, closeSync, openSync, realpathSync, writeSync } from 'node:fs';
-import { errText } from './ioctl-sys.js';
-import { CliError } from './subopts.js';
+import { CliError } from '../common/subopts.js';
+import { errText } from '../common/sys.js';
 
 const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
 

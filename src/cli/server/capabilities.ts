@@ -1,4 +1,4 @@
-import { Engine } from '../engine/engine.js';
+import { Engine } from '../../engine/engine.js';
 import type { Config } from './args.js';
 import { seccompSupported } from './sandbox-setup.js';
 

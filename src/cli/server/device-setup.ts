@@ -1,4 +1,4 @@
-import { Device } from '../device/device.js';
+import { Device } from '../../device/device.js';
 import type { Config } from './args.js';
 import type { Logger } from './log.js';
 import { type ServerStorage, openStorage } from './storage-setup.js';

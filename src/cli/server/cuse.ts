@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
+import { CliError } from '../common/subopts.js';
 import type { Config } from './args.js';
 import { daemonize } from './daemon.js';
 import type { Logger } from './log.js';
-import { CliError } from './subopts.js';
 
 /**
  * Set in the environment of the detached server process. swtpm's CUSE front end

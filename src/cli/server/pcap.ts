@@ -16,15 +16,15 @@ import {
   openSync,
   writeSync,
 } from 'node:fs';
-import type { WireMessage } from '../device/trace.js';
+import type { WireMessage } from '../../device/trace.js';
 import {
   PCAP_CLIENT_PORT_END,
   PCAP_CLIENT_PORT_MIN,
   PcapConnection,
-} from '../protocol/pcap/pcapng.js';
-import { parseSendCommandPrefix } from '../protocol/tpm/prefix.js';
-import { errText, strerror } from './ioctl-sys.js';
-import { CliError } from './subopts.js';
+} from '../../protocol/pcap/pcapng.js';
+import { parseSendCommandPrefix } from '../../protocol/tpm/prefix.js';
+import { CliError } from '../common/subopts.js';
+import { errText, strerror } from '../common/sys.js';
 
 const WIRE = 'tswtpm:wire';
 /** swtpm's default mode of the capture file. */

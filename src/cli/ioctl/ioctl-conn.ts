@@ -9,8 +9,8 @@
 import { lookup } from 'node:dns/promises';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import net from 'node:net';
-import type { Wire } from '../client/wire.js';
-import { decodeSocketResponse } from '../protocol/ctrl/client-codec.js';
+import type { Wire } from '../../client/wire.js';
+import { decodeSocketResponse } from '../../protocol/ctrl/client-codec.js';
 import {
   type CtrlDef,
   type CtrlRequest,
@@ -19,9 +19,9 @@ import {
   encodeIoctlRequest,
   encodeSocketRequest,
   ioctlNumber,
-} from '../protocol/ctrl/index.js';
-import { ioctl, readDevice, writeDevice } from '../transport/chardev.js';
-import { errText, gaiText, strerror } from './ioctl-sys.js';
+} from '../../protocol/ctrl/index.js';
+import { ioctl, readDevice, writeDevice } from '../../transport/chardev.js';
+import { errText, gaiText, strerror } from '../common/sys.js';
 
 /** swtpm_ioctl 0.7.1 polls 20 s for each response. */
 export const POLL_MS = 20000;
@@ -147,7 +147,7 @@ function ioctlChannel(fd: number): Channel {
 }
 
 /** The socket client code, loaded only for --tcp/--unix (a device needs none of it). */
-const sockets = () => import('../client/wire.js');
+const sockets = () => import('../../client/wire.js');
 
 /** Connects like swtpm_ioctl; on failure writes its message to `err` and resolves undefined. */
 export async function openChannel(
