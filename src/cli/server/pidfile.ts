@@ -11,7 +11,7 @@ const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
  * /proc/self/fd/N, the fd is written and closed, and that file is removed at exit.
  */
 export function writePid(o: Record<string, string | number | boolean>): string | undefined {
-  const text = `${process.pid}\n`;
+  const text = String(process.pid); // swtpm writes no newline
   let fd: number;
   let file: string;
   if (typeof o.fd === 'number') {
