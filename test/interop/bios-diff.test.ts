@@ -1,0 +1,272 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ControlClient } from '../../src/client/control.js';
+import { TpmClient } from '../../src/client/tpm.js';
+import { freePort, run, tempDir } from '../helpers/procs.js';
+import { TSWTPM, startSwtpm } from '../helpers/start-swtpm.js';
+import { parseTraffic } from '../helpers/tpm12-setup.js';
+
+// tswtpm_bios against Debian swtpm_bios 0.7.1: the same stdout, stderr and exit code,
+// and the same command bytes (from the server's `--log level=20`), each tool on its own
+// fresh TPM of the same kind (C swtpm and tswtpm, TPM 1.2 and TPM 2).
+
+const HAVE = (await run('swtpm_bios', ['-h'])).code === 0;
+const BIN = fileURLToPath(new URL('../../../bin/tswtpm_bios.js', import.meta.url));
+const work = tempDir('bios-diff-');
+after(() => work.remove());
+
+interface Out {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly code: number | null;
+}
+
+/** Runs swtpm_bios (as argv[0] tswtpm_bios, so usage names the same program) or ours. */
+function bios(
+  tool: 'c' | 'ts',
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<Out> {
+  const e = { ...process.env, ...env };
+  const child =
+    tool === 'c'
+      ? spawn('swtpm_bios', args, { argv0: 'tswtpm_bios', env: e })
+      : spawn(process.execPath, [BIN, ...args], { env: e });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString('latin1');
+  });
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString('latin1');
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ stdout, stderr, code }));
+  });
+}
+
+/** The usage's first line names the tool and its version (docs/compat.md); the rest must match. */
+const VERSION_LINE = /^TPM emulator BIOS emulator version [^\n]*\n/;
+// swtpm_bios 0.7.1 misspells "TPM2_ImcrementalSelfTest"; 0.10 (and we) spell it right.
+const comparable = (o: Out) => ({
+  ...o,
+  stdout: o.stdout.replace(VERSION_LINE, '<version>\n').replace('Imcremental', 'Incremental'),
+});
+
+async function same(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Out> {
+  const [c, ts] = await Promise.all([bios('c', args, env), bios('ts', args, env)]);
+  assert.deepEqual(comparable(ts), comparable(c), `args ${args.join(' ')}`);
+  return c;
+}
+
+test(
+  'options, bad options and unreachable addresses: same output and exit code',
+  { skip: !HAVE },
+  async () => {
+    const port = await freePort(); // nobody listens there
+    const h = await same(['-h']);
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /\ntswtpm_bios \[options\]\n/);
+    assert.equal((await same(['-v'])).code, 1); // listed, but no handler: usage, exit 1
+    for (const bad of [
+      ['--foo'],
+      ['--help'],
+      ['-x'],
+      ['--tcp'],
+      ['-c', '--tpm2=1'],
+      ['--t', 'x'],
+    ]) {
+      assert.equal((await same(bad)).code, 1);
+    }
+    for (const arg of [':70000', 'a:b', ':x', 'h:99999999999']) {
+      assert.equal((await same(['--tcp', arg])).code, 1, arg);
+    }
+    const unreachable: Array<[string[], NodeJS.ProcessEnv]> = [
+      [['--tcp', `:${port}`], {}],
+      [['--tcp', `localhost:${port}`], {}],
+      [['--tcp', `127.0.0.1:${port - 65536}`], {}], // a negative port passes 0.7.1's check
+      [['--tcp', 'nosuchhost.invalid:5'], {}],
+      [['--unix', join(work.path, 'none.sock')], {}],
+      [['--unix', `/${'a'.repeat(120)}`], {}],
+      [['--tpm-device', '/nonexistent'], {}],
+      [['--tpm-device', '/dev/null'], {}], // read() gives 0 bytes: too short
+      [[], { TPM_DEVICE: '/nonexistent' }],
+      [[], { TCSD_USE_TCP_DEVICE: '1', TCSD_TCP_DEVICE_PORT: String(port) }],
+      [
+        ['--tpm2', '-u'],
+        {
+          TCSD_USE_TCP_DEVICE: '1',
+          TCSD_TCP_DEVICE_HOSTNAME: '127.0.0.1',
+          TCSD_TCP_DEVICE_PORT: String(port),
+        },
+      ],
+    ];
+    for (const [args, env] of unreachable) {
+      assert.equal((await same(args, env)).code, 255, args.join(' '));
+    }
+  },
+);
+
+/**
+ * A Unix socket peer that answers the n-th connection with `replies[n]` (hex; '' closes
+ * without a reply), to run both tools into swtpm_bios' transport failures.
+ */
+async function scripted(replies: readonly string[], fn: (path: string) => Promise<void>) {
+  const path = join(work.path, `scripted-${Math.random().toString(36).slice(2)}.sock`);
+  let n = 0;
+  const srv = createServer((sock) => {
+    const reply = replies[n++] ?? '';
+    sock.once('data', () => (reply === '' ? sock.end() : sock.end(Buffer.from(reply, 'hex'))));
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((r) => srv.listen(path, r));
+  try {
+    await fn(path);
+  } finally {
+    srv.close();
+  }
+}
+
+test(
+  'transport failures: same messages (a stale TPM error repeated), exit 255',
+  { skip: !HAVE },
+  async () => {
+    const startupFailed = '00c40000000a00000026';
+    const cases: Array<[string[], string[]]> = [
+      [[], [startupFailed, '']], // PP gets no reply: "too short", then the stale 0x26 again
+      [[], ['00c40000000b00000000']], // the header says 11 bytes, 10 came: malformed
+      [
+        ['--tpm2', '-cs'],
+        ['80010000000a00000100', '8001'],
+      ], // a 2-byte reply
+    ];
+    for (const [args, replies] of cases) {
+      const outs: Out[] = [];
+      for (const tool of ['c', 'ts'] as const) {
+        await scripted(
+          replies,
+          async (path) => void outs.push(await bios(tool, [...args, '--unix', path])),
+        );
+      }
+      assert.deepEqual(
+        comparable(outs[1]!),
+        comparable(outs[0]!),
+        `${args.join(' ')} ${replies.join(',')}`,
+      );
+      assert.equal(outs[0]!.code, 255);
+    }
+  },
+);
+
+type Server = 'swtpm' | 'tswtpm';
+
+/**
+ * One server per kind and TPM version; before each tool run its TPM is made new:
+ * CMD_STOP, the state files removed, CMD_INIT (a fresh libtpms state) and, for the
+ * "already started" case, a Startup. Much cheaper than a process per run.
+ */
+async function bench(server: Server, tpm2: boolean) {
+  const log = join(work.path, `log-${server}-${tpm2 ? 2 : 12}`);
+  const s = await startSwtpm({
+    tpm2,
+    server: 'unix',
+    flags: ['not-need-init'],
+    args: ['--log', `file=${log},level=20`],
+    ...(server === 'tswtpm' ? { command: TSWTPM } : {}),
+  });
+  const ctrl = new ControlClient(s.ctrl);
+  const startup = tpm2 ? '80010000000c000001440000' : '00c10000000c000000990001';
+  const commands = () =>
+    parseTraffic(readFileSync(log, 'utf8'))
+      .filter((t) => t.kind === 'cmd')
+      .map((t) => t.bytes);
+  return {
+    async run(tool: 'c' | 'ts', args: readonly string[], started: boolean) {
+      await ctrl.stop();
+      for (const f of readdirSync(s.stateDir)) if (f !== '.lock') rmSync(join(s.stateDir, f));
+      await ctrl.init();
+      if (started) {
+        const tpm = new TpmClient(s.server!, { persistent: false });
+        await tpm.transmit(Buffer.from(startup, 'hex'));
+        await tpm.close();
+      }
+      const mark = commands().length;
+      const out = await bios(tool, [...args, '--unix', s.serverPath!]);
+      return { out, cmds: commands().slice(mark) };
+    },
+    async close() {
+      await ctrl.close();
+      await s.close();
+    },
+  };
+}
+type Bench = Awaited<ReturnType<typeof bench>>;
+
+// Every path through the sequences on C swtpm (-c alone = the default, -o = -c -o, and
+// -cs/-u/-ea only add steps); the common ones on tswtpm, where the server matters less.
+const TPM12_CASES = [[], ['-n'], ['-s'], ['-d'], ['-c', '-o'], ['-o', '-c'], ['-cs', '-u', '-ea']];
+const TPM2_CASES = [[], ['-n'], ['-s'], ['-d'], ['-o'], ['-cs', '-u']];
+const casesOn = (server: Server, all: string[][]) =>
+  server === 'swtpm' ? all : all.filter((a) => a.length === 0 || a.includes('-u'));
+
+/** The tool and ours on the same fresh TPM: same output, same commands. */
+async function compareOn(b: Bench, what: string, tpm2: boolean, args: string[], started: boolean) {
+  const a = [...(tpm2 ? ['--tpm2'] : []), ...args];
+  const c = await b.run('c', a, started);
+  const ts = await b.run('ts', a, started);
+  const where = `${what} ${a.join(' ')}${started ? ' (started)' : ''}`;
+  assert.deepEqual(comparable(ts.out), comparable(c.out), where);
+  const norm = (buf: Buffer) => {
+    const x = Buffer.from(buf);
+    const cc = x.readUInt32BE(6);
+    if (tpm2 && cc === 0x129) x.fill(0, x.length - 20); // the random new platform auth
+    // IncrementalSelfTest: swtpm_bios 0.7.1 tests SHA-1, 0.10 (and we) SHA-256.
+    if (tpm2 && cc === 0x142) x.writeUInt16BE(0, x.length - 2);
+    return x.toString('hex');
+  };
+  assert.deepEqual(ts.cmds.map(norm), c.cmds.map(norm), where);
+  for (const cmd of ts.cmds) {
+    if (tpm2 && cmd.readUInt32BE(6) === 0x142) {
+      assert.equal(cmd.subarray(10).toString('hex'), '00000001000b');
+    }
+  }
+  return c.out;
+}
+
+async function allCases(server: Server, tpm2: boolean) {
+  const b = await bench(server, tpm2);
+  try {
+    const codes: Record<string, number | null> = {};
+    for (const args of casesOn(server, tpm2 ? TPM2_CASES : TPM12_CASES)) {
+      codes[args.join(' ')] = (await compareOn(b, server, tpm2, args, false)).code;
+    }
+    return { codes, again: await compareOn(b, server, tpm2, [], true) };
+  } finally {
+    await b.close();
+  }
+}
+
+for (const server of ['swtpm', 'tswtpm'] as const) {
+  test(`TPM 1.2 on ${server}: same output, exit code and commands`, { skip: !HAVE }, async () => {
+    const { codes, again } = await allCases(server, false);
+    assert.match(again.stderr, /^TPM_Startup\(0x01\) returned error code 0x00000026\n/);
+    assert.equal(again.code, 128);
+    assert.equal(codes[''], 0);
+    assert.equal(codes['-cs -u -ea'], 0); // a fresh libtpms TPM 1.2 is not deactivated
+  });
+
+  test(`TPM 2 on ${server}: same output, exit code and commands`, { skip: !HAVE }, async () => {
+    const { codes, again } = await allCases(server, true);
+    assert.equal(again.stdout, 'TPM2_Startup returned error code 0x00000100\n');
+    assert.equal(again.code, 128);
+    assert.equal(codes[''], 0);
+    if (server === 'swtpm') assert.equal(codes['-s'], 128); // no saved state
+    assert.equal(codes['-cs -u'], 0);
+  });
+}
