@@ -166,16 +166,35 @@ test(
 
 type Server = 'swtpm' | 'tswtpm';
 
+/** How the TPM is before a run: fresh, already started, or permanently deactivated (1.2). */
+type Prep = 'fresh' | 'started' | 'deactivated';
+
+/** What to run: the tool's arguments, the TPM's state, the address from the environment. */
+interface Case {
+  readonly args: readonly string[];
+  readonly prep?: Prep;
+  /** Reach the TPM through TCSD_USE_TCP_DEVICE/TCSD_TCP_DEVICE_PORT instead of an option. */
+  readonly env?: boolean;
+}
+
+const hex = (h: string) => Buffer.from(h, 'hex');
+/** TPM 1.2: PP(CMD_ENABLE), PP(PRESENT), PhysicalSetDeactivated(TRUE). */
+const DEACTIVATE = [
+  '00c10000000c4000000a0020',
+  '00c10000000c4000000a0008',
+  '00c10000000b0000007201',
+];
+
 /**
- * One server per kind and TPM version; before each tool run its TPM is made new:
- * CMD_STOP, the state files removed, CMD_INIT (a fresh libtpms state) and, for the
- * "already started" case, a Startup. Much cheaper than a process per run.
+ * One server per kind and TPM version (TPM 1.2 on a Unix socket, TPM 2 on TCP); before
+ * each tool run its TPM is made new: CMD_STOP, the state files removed, CMD_INIT (a fresh
+ * libtpms state), then the preparation. Much cheaper than a process per run.
  */
 async function bench(server: Server, tpm2: boolean) {
   const log = join(work.path, `log-${server}-${tpm2 ? 2 : 12}`);
   const s = await startSwtpm({
     tpm2,
-    server: 'unix',
+    server: tpm2 ? 'tcp' : 'unix',
     flags: ['not-need-init'],
     args: ['--log', `file=${log},level=20`],
     ...(server === 'tswtpm' ? { command: TSWTPM } : {}),
@@ -186,18 +205,25 @@ async function bench(server: Server, tpm2: boolean) {
     parseTraffic(readFileSync(log, 'utf8'))
       .filter((t) => t.kind === 'cmd')
       .map((t) => t.bytes);
+  const send = async (cmds: readonly string[]) => {
+    const tpm = new TpmClient(s.server!, { persistent: false });
+    for (const c of cmds) await tpm.transmit(hex(c));
+    await tpm.close();
+  };
+  const target = tpm2 ? ['--tcp', `:${s.serverPort}`] : ['--unix', s.serverPath!];
+  const env = { TCSD_USE_TCP_DEVICE: '1', TCSD_TCP_DEVICE_PORT: String(s.serverPort) };
   return {
-    async run(tool: 'c' | 'ts', args: readonly string[], started: boolean) {
+    async run(tool: 'c' | 'ts', c: Case) {
       await ctrl.stop();
       for (const f of readdirSync(s.stateDir)) if (f !== '.lock') rmSync(join(s.stateDir, f));
       await ctrl.init();
-      if (started) {
-        const tpm = new TpmClient(s.server!, { persistent: false });
-        await tpm.transmit(Buffer.from(startup, 'hex'));
-        await tpm.close();
+      if (c.prep === 'started') await send([startup]);
+      if (c.prep === 'deactivated') {
+        await send([startup, ...DEACTIVATE]);
+        await ctrl.init(); // a reset: the permanent flag stays
       }
       const mark = commands().length;
-      const out = await bios(tool, [...args, '--unix', s.serverPath!]);
+      const out = await bios(tool, c.env ? c.args : [...c.args, ...target], c.env ? env : {});
       return { out, cmds: commands().slice(mark) };
     },
     async close() {
@@ -210,18 +236,26 @@ type Bench = Awaited<ReturnType<typeof bench>>;
 
 // Every path through the sequences on C swtpm (-c alone = the default, -o = -c -o, and
 // -cs/-u/-ea only add steps); the common ones on tswtpm, where the server matters less.
-const TPM12_CASES = [[], ['-n'], ['-s'], ['-d'], ['-c', '-o'], ['-o', '-c'], ['-cs', '-u', '-ea']];
-const TPM2_CASES = [[], ['-n'], ['-s'], ['-d'], ['-o'], ['-cs', '-u']];
-const casesOn = (server: Server, all: string[][]) =>
-  server === 'swtpm' ? all : all.filter((a) => a.length === 0 || a.includes('-u'));
+const TPM12_CASES: Case[] = [[], ['-n'], ['-s'], ['-d'], ['-c', '-o'], ['-o', '-c']].map(
+  (args) => ({
+    args,
+  }),
+);
+TPM12_CASES.push({ args: ['-cs', '-u', '-ea'] }, { args: ['-ea'], prep: 'deactivated' });
+const TPM2_CASES: Case[] = [[], ['-n'], ['-s'], ['-d'], ['-o']].map((args) => ({ args }));
+TPM2_CASES.push({ args: ['-cs', '-u'] }, { args: [], env: true });
+const casesOn = (server: Server, all: Case[]) =>
+  server === 'swtpm' ? all : all.filter((c) => c.args.length === 0 || c.args.includes('-u'));
+const key = (c: Case) =>
+  `${c.args.join(' ')}${c.prep ? ` (${c.prep})` : ''}${c.env ? ' (env)' : ''}`;
 
-/** The tool and ours on the same fresh TPM: same output, same commands. */
-async function compareOn(b: Bench, what: string, tpm2: boolean, args: string[], started: boolean) {
-  const a = [...(tpm2 ? ['--tpm2'] : []), ...args];
-  const c = await b.run('c', a, started);
-  const ts = await b.run('ts', a, started);
-  const where = `${what} ${a.join(' ')}${started ? ' (started)' : ''}`;
-  assert.deepEqual(comparable(ts.out), comparable(c.out), where);
+/** swtpm_bios and ours on the same fresh TPM: same output, same commands. */
+async function compareOn(b: Bench, server: Server, tpm2: boolean, c0: Case) {
+  const c1 = { ...c0, args: [...(tpm2 ? ['--tpm2'] : []), ...c0.args] };
+  const theirs = await b.run('c', c1);
+  const ours = await b.run('ts', c1);
+  const where = `${server} ${key(c1)}`;
+  assert.deepEqual(comparable(ours.out), comparable(theirs.out), where);
   const norm = (buf: Buffer) => {
     const x = Buffer.from(buf);
     const cc = x.readUInt32BE(6);
@@ -230,23 +264,26 @@ async function compareOn(b: Bench, what: string, tpm2: boolean, args: string[], 
     if (tpm2 && cc === 0x142) x.writeUInt16BE(0, x.length - 2);
     return x.toString('hex');
   };
-  assert.deepEqual(ts.cmds.map(norm), c.cmds.map(norm), where);
-  for (const cmd of ts.cmds) {
+  assert.deepEqual(ours.cmds.map(norm), theirs.cmds.map(norm), where);
+  assert.ok(theirs.cmds.length > 0 || c0.args.includes('-n') || c0.args.includes('-d'), where);
+  for (const cmd of ours.cmds) {
     if (tpm2 && cmd.readUInt32BE(6) === 0x142) {
       assert.equal(cmd.subarray(10).toString('hex'), '00000001000b');
     }
   }
-  return c.out;
+  return theirs.out;
 }
 
 async function allCases(server: Server, tpm2: boolean) {
   const b = await bench(server, tpm2);
   try {
-    const codes: Record<string, number | null> = {};
-    for (const args of casesOn(server, tpm2 ? TPM2_CASES : TPM12_CASES)) {
-      codes[args.join(' ')] = (await compareOn(b, server, tpm2, args, false)).code;
-    }
-    return { codes, again: await compareOn(b, server, tpm2, [], true) };
+    const codes: Record<string, Out> = {};
+    const cases = [
+      ...casesOn(server, tpm2 ? TPM2_CASES : TPM12_CASES),
+      { args: [], prep: 'started' as const },
+    ];
+    for (const c of cases) codes[key(c)] = await compareOn(b, server, tpm2, c);
+    return codes;
   } finally {
     await b.close();
   }
@@ -254,19 +291,35 @@ async function allCases(server: Server, tpm2: boolean) {
 
 for (const server of ['swtpm', 'tswtpm'] as const) {
   test(`TPM 1.2 on ${server}: same output, exit code and commands`, { skip: !HAVE }, async () => {
-    const { codes, again } = await allCases(server, false);
-    assert.match(again.stderr, /^TPM_Startup\(0x01\) returned error code 0x00000026\n/);
-    assert.equal(again.code, 128);
-    assert.equal(codes[''], 0);
-    assert.equal(codes['-cs -u -ea'], 0); // a fresh libtpms TPM 1.2 is not deactivated
+    const r = await allCases(server, false);
+    assert.equal(r['']?.code, 0);
+    assert.equal(r['-cs -u -ea']?.code, 0); // a fresh libtpms TPM 1.2 is not deactivated
+    assert.equal(
+      r[' (started)']?.stderr.split('\n')[0],
+      'TPM_Startup(0x01) returned error code 0x00000026',
+    );
+    assert.equal(r[' (started)']?.code, 128);
+    if (server === 'swtpm') {
+      assert.deepEqual(r['-ea (deactivated)'], {
+        stdout: 'TPM requires a reset\n',
+        stderr: '',
+        code: 129,
+      });
+    }
   });
 
   test(`TPM 2 on ${server}: same output, exit code and commands`, { skip: !HAVE }, async () => {
-    const { codes, again } = await allCases(server, true);
-    assert.equal(again.stdout, 'TPM2_Startup returned error code 0x00000100\n');
-    assert.equal(again.code, 128);
-    assert.equal(codes[''], 0);
-    if (server === 'swtpm') assert.equal(codes['-s'], 128); // no saved state
-    assert.equal(codes['-cs -u'], 0);
+    const r = await allCases(server, true);
+    assert.equal(r['']?.code, 0);
+    assert.equal(r['-cs -u']?.code, 0);
+    assert.deepEqual(r[' (started)'], {
+      stdout: 'TPM2_Startup returned error code 0x00000100\n',
+      stderr: '',
+      code: 128,
+    });
+    if (server === 'swtpm') {
+      assert.equal(r['-s']?.code, 128); // no saved state
+      assert.equal(r[' (env)']?.code, 0); // TCSD_* variables, localhost
+    }
   });
 }
