@@ -51,8 +51,13 @@ interface Run {
   readonly certFiles: string;
 }
 
-async function debianRun(): Promise<Run> {
-  const dir = join(work.path, 'debian');
+const FULL_ARGS = [
+  ...['--createek', '--take-ownership', '--ownerpass', 'x', '--srkpass', 'y'],
+  ...['--create-ek-cert', '--create-platform-cert', '--lock-nvram'],
+];
+
+async function debianRun(name = 'debian', flags = FULL_ARGS): Promise<Run> {
+  const dir = join(work.path, name);
   const state = join(dir, 'state');
   const certFiles = join(dir, 'certfiles');
   mkdirSync(state, { recursive: true });
@@ -63,8 +68,7 @@ async function debianRun(): Promise<Run> {
   chmodSync(wrap, 0o755);
   const r = await run('swtpm_setup', [
     ...['--tpm-state', state, '--tpm', `${wrap} socket`, '--config', ca.setupConf],
-    ...['--createek', '--take-ownership', '--ownerpass', 'x', '--srkpass', 'y'],
-    ...['--create-ek-cert', '--create-platform-cert', '--lock-nvram'],
+    ...flags,
     ...['--write-ek-cert-files', certFiles],
   ]);
   assert.equal(r.code, 0, r.stderr);
@@ -82,7 +86,7 @@ const OPTS: Tpm12SetupOptions = {
   lockNvram: true,
 };
 
-async function ourRun(name: string, command?: readonly string[]) {
+async function ourRun(name: string, command?: readonly string[], options = OPTS) {
   const dir = join(work.path, name);
   const state = join(dir, 'state');
   const certFiles = join(dir, 'certfiles');
@@ -102,7 +106,7 @@ async function ourRun(name: string, command?: readonly string[]) {
   const lines: string[] = [];
   const seen: string[] = [];
   try {
-    const opts = { ...OPTS, writeEkCertFilesDir: certFiles };
+    const opts = { ...options, writeEkCertFilesDir: certFiles };
     await setupTpm12(link, opts, localCaMaker(ca, dir, seen), (l) => lines.push(l));
   } finally {
     await link.close();
@@ -254,3 +258,43 @@ test('setupTpm12 = Debian swtpm_setup 0.7.1 on C swtpm and tswtpm', { skip: !HAV
     assert.equal(statSync(f).mode & 0o777, 0o640);
   }
 });
+
+test(
+  'well-known secrets, no certificates: same commands; the owner secret is SHA-1 of 20 zeros',
+  { skip: !HAVE },
+  async () => {
+    const flags = ['--take-ownership', '--owner-well-known', '--srk-well-known', '--lock-nvram'];
+    const theirs = await debianRun('debian-wk', flags);
+    const opts = { takeOwnership: true, wellKnownOwner: true, wellKnownSrk: true, lockNvram: true };
+    const ours = await ourRun('ours-wk', undefined, opts);
+    assert.deepEqual(theirs.lines, [
+      'Successfully created EK.',
+      'Successfully took ownership of the TPM.',
+      'Successfully locked NVRAM access.',
+    ]);
+    assert.deepEqual(ours.lines, theirs.lines);
+    assert.deepEqual(commands(ours.traffic), commands(theirs.traffic));
+    assert.deepEqual(readdirSync(ours.certFiles), []);
+    const zeros = createHash('sha1').update(Buffer.alloc(20)).digest();
+    for (const state of [theirs.state, ours.state]) {
+      const copy = join(work.path, `wk-${Math.random().toString(36).slice(2)}`);
+      cpSync(state, copy, { recursive: true });
+      const s = await startSwtpm({ tpm2: false, server: 'unix', flags: FLAGS, stateDir: copy });
+      const link = clientLink(s);
+      try {
+        assert.equal((await ownerReadEk(link, zeros)).length, 256);
+        // A second run on the same TPM: the EK exists, so the step fails as swtpm_setup's would.
+        await assert.rejects(
+          setupTpm12(link, { createEk: true }, undefined, () => {}),
+          {
+            name: 'Tpm12SetupError',
+            message: /^TPM_CreateEndorsementKeyPair failed: 0x[0-9a-f]+$/,
+          },
+        );
+      } finally {
+        await link.close();
+        await s.close();
+      }
+    }
+  },
+);
