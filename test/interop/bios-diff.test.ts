@@ -66,27 +66,26 @@ async function same(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promi
 }
 
 test(
-  'options, bad options and unreachable addresses: same output and exit code',
+  'options, bad options, unreachable addresses, devices: same output and exit code',
   { skip: !HAVE },
   async () => {
     const port = await freePort(); // nobody listens there
     const h = await same(['-h']);
     assert.equal(h.code, 0);
     assert.match(h.stdout, /\ntswtpm_bios \[options\]\n/);
-    assert.equal((await same(['-v'])).code, 1); // listed, but no handler: usage, exit 1
-    for (const bad of [
+    const bad = [
+      ['-v'],
       ['--foo'],
       ['--help'],
       ['-x'],
       ['--tcp'],
       ['-c', '--tpm2=1'],
       ['--t', 'x'],
-    ]) {
-      assert.equal((await same(bad)).code, 1);
-    }
-    for (const arg of [':70000', 'a:b', ':x', 'h:99999999999']) {
-      assert.equal((await same(['--tcp', arg])).code, 1, arg);
-    }
+    ];
+    for (const arg of [':70000', 'a:b', ':x', 'h:99999999999']) bad.push(['--tcp', arg]);
+    // -v is listed but has no handler: usage, exit 1.
+    for (const r of await Promise.all(bad.map((a) => same(a)))) assert.equal(r.code, 1);
+    const envTcp = { TCSD_USE_TCP_DEVICE: '1', TCSD_TCP_DEVICE_PORT: String(port) };
     const unreachable: Array<[string[], NodeJS.ProcessEnv]> = [
       [['--tcp', `:${port}`], {}],
       [['--tcp', `localhost:${port}`], {}],
@@ -97,19 +96,19 @@ test(
       [['--tpm-device', '/nonexistent'], {}],
       [['--tpm-device', '/dev/null'], {}], // read() gives 0 bytes: too short
       [[], { TPM_DEVICE: '/nonexistent' }],
-      [[], { TCSD_USE_TCP_DEVICE: '1', TCSD_TCP_DEVICE_PORT: String(port) }],
-      [
-        ['--tpm2', '-u'],
-        {
-          TCSD_USE_TCP_DEVICE: '1',
-          TCSD_TCP_DEVICE_HOSTNAME: '127.0.0.1',
-          TCSD_TCP_DEVICE_PORT: String(port),
-        },
-      ],
+      [[], envTcp],
+      [['--tpm2', '-u'], { ...envTcp, TCSD_TCP_DEVICE_HOSTNAME: '127.0.0.1' }],
     ];
-    for (const [args, env] of unreachable) {
-      assert.equal((await same(args, env)).code, 255, args.join(' '));
-    }
+    const results = await Promise.all(unreachable.map(([args, env]) => same(args, env)));
+    for (const r of results) assert.equal(r.code, 255);
+    // A FIFO as the character device echoes each command: the "result" is its ordinal, so
+    // both tools must open, write and read the device alike, command by command.
+    const fifo = join(work.path, 'fifo');
+    assert.equal((await run('mkfifo', [fifo])).code, 0);
+    const echo = await same(['--tpm-device', fifo, '-cs', '-u', '-ea']);
+    assert.match(echo.stderr, /^TPM_Startup\(0x01\) returned error code 0x00000099\n/);
+    assert.equal(echo.code, 128);
+    assert.equal((await same(['--tpm2', '-cs', '-u'], { TPM_DEVICE: fifo })).code, 128);
   },
 );
 
