@@ -147,6 +147,21 @@ function keepEkCertFile(dir: string, content: Uint8Array): void {
   }
 }
 
+/** CMD_GET_INFO(3) for the certificate tool; failures worded as swtpm_setup's. */
+async function specInfo(link: TpmLink) {
+  let json: string;
+  try {
+    json = await link.getInfo(3);
+  } catch {
+    throw new Tpm12SetupError('Could not get the TPM spec and attribute parameters.');
+  }
+  try {
+    return parseSpecInfo(json);
+  } catch (e) {
+    throw new Tpm12SetupError((e as Error).message);
+  }
+}
+
 async function createCerts(
   link: TpmLink,
   opts: Tpm12SetupOptions,
@@ -157,7 +172,7 @@ async function createCerts(
   // Without a create_certs_tool swtpm_setup fails when it reads the missing ek.cert.
   if (certs === undefined) throw new Tpm12SetupError('No create_certs_tool is configured.');
   const types: CertType[] = opts.createPlatformCert ? ['ek', 'platform'] : ['ek'];
-  const spec = parseSpecInfo(await link.getInfo(3));
+  const spec = await specInfo(link);
   const ekParam = ek.toString('hex');
   const made: Uint8Array[] = [];
   // All certificates first, as swtpm_setup runs the tool for each type before any NV write.
