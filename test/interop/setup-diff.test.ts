@@ -139,7 +139,8 @@ describe('swtpm_setup vs tswtpm_setup: RSA 3072, signing+decryption EKs, ECC SPK
     const tsTs = await make('ts-on-ts', 'tsts3072', args);
     assert.deepEqual(ts.log, c.log);
     const ref = await viewOn('swtpm', c.dir);
-    for (const h of ['0x81000001', '0x8101001C', '0x81010016']) assert.ok(ref.persistent.includes(h));
+    for (const h of ['0x81000001', '0x8101001C', '0x81010016'])
+      assert.ok(ref.persistent.includes(h));
     assert.match(ref.nv, /0x1c0001d:/);
     assert.match(ref.nv, /0x1c00017:/);
     assert.match(ref.keys['0x8101001C'] ?? '', /value: 0x600f2/i);

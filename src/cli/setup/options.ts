@@ -98,7 +98,7 @@ const PROFILE_REMOVE = ['check', 'fips-host'];
 export function parseSetupArgs(prog: string, argv: readonly string[]): SetupArgs {
   const { head, cfg } = splitCreateConfig(argv);
   const parsed = getopt(prog, head, SETUP_OPTS);
-  if (parsed.rest.length > 0) throw new CliError(`Unknown argument '${parsed.rest[0]}'`);
+  // Non-option words are ignored, as by swtpm_setup (getopt permutes them to the end).
   const flags = new Set<Flag>();
   const values = new Map<ValueOpt, string>();
   const warnings: string[] = [];
