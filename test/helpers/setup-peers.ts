@@ -1,7 +1,7 @@
 // Runs Debian's swtpm_setup and tswtpm_setup (in process, or driving an emulator with
 // --tpm) with a private config whose create_certs_tool is Debian's swtpm_localca, and
 // inspects the resulting state with tpm2-tools on C swtpm or tswtpm.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,29 +21,48 @@ export interface Ran {
   stderr: string;
 }
 
-export function runProgram(file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Ran> {
+/** Runs a program to its end (60 s at most); `fds` are handed on as its fds 3, 4, … */
+export function runProgram(
+  file: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  fds: number[] = [],
+): Promise<Ran> {
   return new Promise((resolve) => {
-    execFile(
-      file,
-      args,
-      { timeout: 60000, encoding: 'utf8', env: env ?? process.env },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, stdout, stderr });
-      },
-    );
+    const child = spawn(file, args, {
+      env: env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe', ...fds],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({
+        code: code ?? 1,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      });
+    });
   });
 }
 
-export function runSetup(peer: SetupPeer, args: string[], env?: NodeJS.ProcessEnv): Promise<Ran> {
-  if (peer === 'c') return runProgram('swtpm_setup', args, env);
+export function runSetup(
+  peer: SetupPeer,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  fds: number[] = [],
+): Promise<Ran> {
+  if (peer === 'c') return runProgram('swtpm_setup', args, env, fds);
   const tpm =
     peer === 'ts-on-c'
       ? ['--tpm', '/usr/bin/swtpm socket']
       : peer === 'ts-on-ts'
         ? ['--tpm', `${process.execPath} ${TSWTPM_BIN} socket`]
         : [];
-  return runProgram(process.execPath, [TSWTPM_SETUP_BIN, ...tpm, ...args], env);
+  return runProgram(process.execPath, [TSWTPM_SETUP_BIN, ...tpm, ...args], env, fds);
 }
 
 /** A private swtpm_setup.conf + swtpm-localca.conf with the CA under `dir`/ca. */
@@ -89,18 +108,24 @@ const stripNv = (yaml: string) =>
     .filter((l) => !/^(name|size):/.test(l.trim()))
     .join('\n');
 
-/** Serves `stateDir` with C swtpm or tswtpm on TCP and runs `fn` with the data port. */
+/**
+ * Serves `stateDir` (a directory, or a `--tpmstate` value such as `backend-uri=file://…`)
+ * with C swtpm or tswtpm on TCP, with `extra` options, and runs `fn` with the data port.
+ */
 export async function withServer<T>(
   which: 'swtpm' | 'tswtpm',
   stateDir: string,
   fn: (port: number) => Promise<T>,
+  extra: string[] = [],
 ): Promise<T> {
+  const tpmstate = stateDir.includes('=') ? stateDir : `dir=${stateDir}`;
   const s = await startTcp(which, [
     '--tpm2',
     '--tpmstate',
-    `dir=${stateDir}`,
+    tpmstate,
     '--flags',
     'not-need-init,startup-clear',
+    ...extra,
   ]);
   try {
     return await fn(s.port);
@@ -173,15 +198,17 @@ export async function readPublicPem(port: number, handle: string, dir: string): 
 
 /** Lines with per-run parts (dates, temp dirs, keys, program names) made comparable. */
 export function normalizeLog(text: string): string[] {
-  return text
-    .split('\n')
-    // The CA is made by whichever run comes first.
-    .filter((l) => l !== '' && !l.includes('Creating root CA'))
-    .map((l) =>
-      l
-        .replace(/@ .*$/, '@ <date>')
-        .replace(/swtpm_setup\.certs\.[A-Za-z0-9]+/g, 'swtpm_setup.certs.X')
-        .replace(/--ek \S+/g, '--ek <key>')
-        .replace(/\/tmp\/\S*swtpm_setup\.certs/g, '<tmp>/swtpm_setup.certs'),
-    );
+  return (
+    text
+      .split('\n')
+      // The CA is made by whichever run comes first.
+      .filter((l) => l !== '' && !l.includes('Creating root CA'))
+      .map((l) =>
+        l
+          .replace(/@ .*$/, '@ <date>')
+          .replace(/swtpm_setup\.certs\.[A-Za-z0-9]+/g, 'swtpm_setup.certs.X')
+          .replace(/--ek \S+/g, '--ek <key>')
+          .replace(/\/tmp\/\S*swtpm_setup\.certs/g, '<tmp>/swtpm_setup.certs'),
+      )
+  );
 }

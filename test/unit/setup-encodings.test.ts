@@ -75,10 +75,7 @@ test('command sizes of the observed 0.7.1 trace', () => {
   assert.equal(evictControl(0x80000000, 0x81010001).length, 35);
   assert.equal(nvDefineSpace(0x01c00002, SETUP_NV_ATTRIBUTES, 1000).length, 45);
   assert.equal(nvWriteLock(0x01c00002).length, 31);
-  assert.equal(
-    getCapabilityPcrs().toString('hex'),
-    '8001000000160000017a000000050000000000000040',
-  );
+  assert.equal(getCapabilityPcrs().toString('hex'), '8001000000160000017a000000050000000000000040');
   assert.equal(shutdown().toString('hex'), '80010000000c000001450000');
   // A 1024-byte chunk: 35 bytes around the data (observed NV_Write of 1048 for 1013 bytes).
   assert.equal(nvWrite(0x01c00002, Buffer.alloc(1013), 0).length, 1048);
