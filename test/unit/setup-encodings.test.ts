@@ -38,7 +38,7 @@ test('RSA 2048 EK template is the observed 314 bytes', () => {
 
 test('ECC P-384 EK template is the observed 74 bytes', () => {
   const t = eccEk(plain).template.toString('hex');
-  assert.equal(t, `0023000c000300f20030${POLICY_B}0006010000430010000400100000` + '0000');
+  assert.equal(t, `0023000c000300f20030${POLICY_B}00060100004300100004001000000000`);
 });
 
 test('template lengths and attributes of the signing variants (§2.3 table)', () => {

@@ -62,9 +62,11 @@ export function makeCertMaker(
 ): CertMaker {
   const withLog = logfile !== undefined ? { logfile } : {};
   if (config === undefined) {
+    let told = false;
     return async (req) => {
       if (!existsSync(LOCALCA_BIN)) throw new Error(`Could not find ${LOCALCA_BIN}.`);
-      log(`No swtpm_setup.conf found: using ${LOCALCA_BIN} with its default configuration.`);
+      if (!told) log(`  Using ${LOCALCA_BIN} with swtpm_localca's default configuration.`);
+      told = true;
       const tool: CertTool = {
         argv: [process.execPath, LOCALCA_BIN],
         logName: 'tswtpm_localca',

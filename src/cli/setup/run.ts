@@ -24,6 +24,14 @@ import { StateGuard, checkDirectory, checkStateAccess, parseStateLocation } from
 import { runTpm12, tpm12Options } from './tpm12-adapter.js';
 import { DEFAULT_PCR_BANKS } from './usage.js';
 
+interface RunContext {
+  readonly configFile: string;
+  /** --config was given (a missing file is then an error, never the fallback). */
+  readonly configGiven: boolean;
+  /** The emulator's plain `--print-capabilities` text. */
+  readonly plainCaps: string;
+}
+
 /** Returns the exit code; CliErrors before the log file is set go to the caller. */
 export async function manufacture(
   a: SetupArgs,
@@ -31,6 +39,7 @@ export async function manufacture(
   log: SetupLogger,
   configFile: string,
   configGiven: boolean,
+  plainCaps: string,
 ): Promise<number> {
   const user = userName();
   const logfile = a.values.get('logfile');
@@ -39,7 +48,7 @@ export async function manufacture(
     log.setLogfile(logfile);
   }
   try {
-    return await checked(a, emu, log, user, configFile, configGiven);
+    return await checked(a, emu, log, user, { configFile, configGiven, plainCaps });
   } catch (err) {
     if (!(err instanceof CliError)) throw err;
     if (err.message !== '') log.error(err.message);
@@ -52,8 +61,7 @@ async function checked(
   emu: Emulator,
   log: SetupLogger,
   user: string,
-  configFile: string,
-  configGiven: boolean,
+  ctx: RunContext,
 ): Promise<number> {
   const state = a.values.get('tpm-state');
   if (state === undefined) throw new CliError('--tpm-state must be provided');
@@ -84,7 +92,7 @@ async function checked(
     guard.setAside('keep');
   }
   try {
-    const code = await configured(a, emu, log, user, configFile, configGiven, loc.uri);
+    const code = await configured(a, emu, log, user, ctx, loc.uri);
     if (code === 0) guard.commit();
     else guard.restore();
     return code;
@@ -100,10 +108,10 @@ async function configured(
   emu: Emulator,
   log: SetupLogger,
   user: string,
-  configFile: string,
-  configGiven: boolean,
+  ctx: RunContext,
   uri: string,
 ): Promise<number> {
+  const { configFile, configGiven } = ctx;
   const config: SetupConfig | undefined = readSetupConfig(configFile);
   if (config === undefined) {
     // No config file anywhere: the tswtpm_localca fallback (docs/compat.md). A given or
@@ -142,7 +150,7 @@ async function configured(
   let ok = false;
   try {
     const certs = makeCertMaker(config, certDir, log.file, log.info);
-    const lock = (await emu.capabilities(false, log.file)).includes('"tpmstate-opt-lock"');
+    const lock = ctx.plainCaps.includes('"tpmstate-opt-lock"');
     ok = await onEmulator(
       emu,
       log,

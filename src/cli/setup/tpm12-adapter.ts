@@ -10,9 +10,9 @@ export interface Tpm12Options {
   readonly createEkCert: boolean;
   readonly createPlatformCert: boolean;
   readonly takeOwnership: boolean;
-  readonly ownerPass?: string;
+  readonly ownerPassword?: string;
   readonly wellKnownOwner: boolean;
-  readonly srkPass?: string;
+  readonly srkPassword?: string;
   readonly wellKnownSrk: boolean;
   readonly lockNvram: boolean;
   readonly writeEkCertFilesDir?: string;
@@ -43,8 +43,8 @@ export function tpm12Options(a: SetupArgs): Tpm12Options {
     wellKnownOwner: f.has('owner-well-known'),
     wellKnownSrk: f.has('srk-well-known'),
     lockNvram: f.has('lock-nvram'),
-    ...opt('ownerPass', v.get('ownerpass')),
-    ...opt('srkPass', v.get('srkpass')),
+    ...opt('ownerPassword', v.get('ownerpass')),
+    ...opt('srkPassword', v.get('srkpass')),
     ...opt('writeEkCertFilesDir', v.get('write-ek-cert-files')),
     ...opt('vmid', v.get('vmid')),
   };

@@ -87,7 +87,14 @@ async function run(argv: readonly string[]): Promise<number> {
     return tpm2 ? 1 : 0;
   }
   const log = new SetupLogger();
-  return manufacture(a, emu, log, a.values.get('config') ?? configFile, a.values.has('config'));
+  return manufacture(
+    a,
+    emu,
+    log,
+    a.values.get('config') ?? configFile,
+    a.values.has('config'),
+    plain,
+  );
 }
 
 /** Entry point of bin/tswtpm_setup.js. */
