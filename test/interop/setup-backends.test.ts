@@ -53,13 +53,15 @@ test('file:// state with --pwdfile-fd and aes-256-cbc: loads in C swtpm and tswt
       /^ {2}The TPM's state will be encrypted using a key derived from a passphrase \(fd\)\.\n/,
     );
     const key = ['--key', `pwdfile=${pwd},mode=aes-256-cbc`];
-    for (const server of ['swtpm', 'tswtpm'] as const) {
+    // Each state in C swtpm; ours also in tswtpm.
+    for (const server of peer === 'ts' ? (['swtpm', 'tswtpm'] as const) : (['swtpm'] as const)) {
       const v = await withServer(server, `backend-uri=file://${file}`, viewState, key);
       views.push(JSON.stringify(v));
       assert.match(v.pcrs, /sha384: \[ 0,/);
     }
     // Without the key the state does not load.
-    await assert.rejects(withServer('swtpm', `backend-uri=file://${file}`, viewState));
+    if (peer === 'ts')
+      await assert.rejects(withServer('swtpm', `backend-uri=file://${file}`, viewState));
   }
   for (const v of views) assert.equal(v, views[0]);
 });

@@ -27,6 +27,8 @@ const lines = (r: Ran) =>
   normalizeLog(r.stdout + r.stderr).filter((l) => !l.startsWith('Error getting next filename'));
 
 let n = 0;
+/** One state made by tswtpm_setup, shared by the tests that must leave it untouched. */
+let made: string | undefined;
 function stateDir(): string {
   const d = join(tmp.path, `s${n++}`);
   mkdirSync(d);
@@ -34,6 +36,11 @@ function stateDir(): string {
 }
 
 async function madeState(): Promise<string> {
+  made ??= await freshState();
+  return made;
+}
+
+async function freshState(): Promise<string> {
   const d = stateDir();
   const r = await runSetup('ts', ['--tpm2', '--tpm-state', d, '--config', conf, '--createek']);
   assert.equal(r.code, 0, r.stderr);
@@ -94,9 +101,9 @@ describe('tswtpm_setup error cases vs swtpm_setup', () => {
       '--create-ek-cert',
       '--overwrite',
     ];
-    const dc = await madeState();
+    const dc = await freshState();
     const c = await runSetup('c', args(dc));
-    const dt = await madeState();
+    const dt = await freshState();
     const before = snapshot(dt);
     const t = await runSetup('ts', args(dt));
     assert.equal(c.code, 1);
