@@ -36,15 +36,30 @@ interface Ran {
   stderr: string;
 }
 
+/**
+ * swtpm_setup executes argv[0] without a PATH search (a bare name is relative to the
+ * working directory); Node would search PATH for a name without a slash.
+ */
+const execPath = (name: string): string => (name.includes('/') ? name : `./${name}`);
+
+/** GLib's message for a program that could not be executed. */
+function couldNotStart(name: string, err: Error): Error {
+  const why =
+    (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : err.message;
+  return new Error(
+    `Could not start swtpm '${name}': Failed to execute child process “${name}” (${why})`,
+  );
+}
+
 /** Runs the emulator to completion with stdin closed, capturing stdout and stderr. */
 function runProbe(argv: readonly string[]): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(execPath(argv[0]!), argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', reject);
+    child.on('error', (e) => reject(couldNotStart(argv[0]!, e)));
     child.on('close', (status, signal) =>
       resolve({
         status,
@@ -131,7 +146,7 @@ export class SpawnedEmulator implements Emulator {
       while (stdio.length < fd) stdio.push('ignore');
       stdio[fd] = fd;
     }
-    const child = spawn(this.name, args, { stdio });
+    const child = spawn(execPath(this.name), args, { stdio });
     const cleanup = () => {
       rmSync(sockDir, { recursive: true, force: true });
       try {
@@ -164,7 +179,7 @@ async function waitForPidfile(
   });
   for (let i = 0; i < 1000; i++) {
     if (spawnError !== undefined) {
-      throw new Error(`Could not start swtpm '${child.spawnfile}': ${spawnError.message}`);
+      throw couldNotStart(child.spawnfile.replace(/^\.\//, ''), spawnError);
     }
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error('swtpm process terminated unexpectedly.');

@@ -59,6 +59,16 @@ describe('tswtpm_setup error cases vs swtpm_setup', () => {
     }
   });
 
+  test('--tpm: argv[0] is not searched in PATH; a missing program is named', async () => {
+    for (const tpm of ['swtpm socket', '/nonexistent/swtpm socket']) {
+      const args = ['--tpm', tpm, '--print-capabilities'];
+      const c = await runSetup('c', args);
+      const t = await runSetup('ts', args);
+      assert.equal(c.code, 1);
+      assert.deepEqual([t.code, t.stdout, t.stderr], [c.code, c.stdout, c.stderr], tpm);
+    }
+  });
+
   test('--not-overwrite on existing state: exit 0, one line, state untouched', async () => {
     for (const peer of ['c', 'ts'] as const) {
       const d = await madeState();

@@ -3,7 +3,7 @@
  * state probe and overwrite policy, config, keys, the TPM 2 or TPM 1.2 sequence, and
  * the start/end lines. Existing state is set aside, not deleted, until the run succeeded.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 import type { Emulator, RunningEmulator } from '../../provision/emulator.js';
 import { SetupError, setupTpm2 } from '../../provision/tpm2-setup.js';
 import { CliError } from '../common/subopts.js';
@@ -215,7 +215,7 @@ async function onEmulator(
     return false;
   }
   // printf'd by swtpm_setup on stdout, also with --logfile.
-  process.stdout.write('TPM is listening on Unix socket.\n');
+  writeSync(1, 'TPM is listening on Unix socket.\n');
   try {
     await steps(tpm);
   } catch (err) {
