@@ -133,6 +133,11 @@ export function shutdown(su = TPM2_SU_CLEAR): Buffer {
   return command(TPM2_ST_NO_SESSIONS, TPM2_CC_Shutdown, new Bytes().u16(su).done());
 }
 
+/** A TPM response that does not have the shape swtpm_setup expects. */
+export class TpmResponseError extends Error {
+  readonly code = 'ERR_TPM_RESPONSE';
+}
+
 /** The response code of a response of at least 10 bytes. */
 export const responseCode = (rsp: Uint8Array): number =>
   Buffer.from(rsp.buffer, rsp.byteOffset, rsp.byteLength).readUInt32BE(6);

@@ -4,7 +4,7 @@
  * other bank is deselected, in one PCR_Allocate that takes effect at the next Startup.
  */
 import type { TpmLink } from './link.js';
-import { getCapabilityPcrs, pcrAllocate } from './tpm2-cmds.js';
+import { TpmResponseError, getCapabilityPcrs, pcrAllocate } from './tpm2-cmds.js';
 import { send } from './tpm2-nv.js';
 
 /** Bank names swtpm_setup knows, by TPM_ALG_ID. */
@@ -24,13 +24,14 @@ const MAX_BANKS = 20;
 /** The implemented banks' algorithm ids, from a GetCapability(TPM_CAP_PCRS) response. */
 export function parsePcrBanks(rsp: Buffer): number[] {
   // swtpm_setup reads the low half of the TPML count (bytes 17-18), entries from 19.
-  if (rsp.length < 19) throw new Error('TPM2_GetCapability: response too short');
+  if (rsp.length < 19) throw new TpmResponseError('TPM2_GetCapability: response too short');
   const count = rsp.readUInt16BE(17);
-  if (count > MAX_BANKS) throw new Error(`TPM2_GetCapability: too many PCR banks (${count})`);
+  if (count > MAX_BANKS)
+    throw new TpmResponseError(`TPM2_GetCapability: too many PCR banks (${count})`);
   const algs: number[] = [];
   let off = 19;
   for (let i = 0; i < count; i++) {
-    if (off + 3 > rsp.length) throw new Error('TPM2_GetCapability: truncated response');
+    if (off + 3 > rsp.length) throw new TpmResponseError('TPM2_GetCapability: truncated response');
     algs.push(rsp.readUInt16BE(off));
     off += 3 + rsp.readUInt8(off + 2);
   }

@@ -2,7 +2,7 @@
  * The EK and SPK templates swtpm_setup sends (provisioning.md §2.3), their persistent
  * handles and NV indices, and where CreatePrimary's response carries the public key.
  */
-import { Bytes } from './tpm2-cmds.js';
+import { Bytes, TpmResponseError } from './tpm2-cmds.js';
 
 const TPM_ALG_RSA = 0x0001;
 const TPM_ALG_SHA256 = 0x000b;
@@ -181,7 +181,7 @@ export function ekParamFromResponse(ek: EkProfile, rsp: Buffer): string {
 
 function readSized(rsp: Buffer, off: number, want: number): Buffer {
   if (rsp.length < off + 2 + want || rsp.readUInt16BE(off) !== want) {
-    throw new Error(`Unexpected public key size in response (want ${want})`);
+    throw new TpmResponseError(`Unexpected public key size in response (want ${want})`);
   }
   return rsp.subarray(off + 2, off + 2 + want);
 }
