@@ -6,7 +6,8 @@
  */
 import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CertMaker, CertType, TpmLink, TpmSpecInfo } from './link.js';
+import type { CertMaker, CertType, TpmLink } from './link.js';
+import { parseSpecInfo } from './spec-info.js';
 import {
   TPM_RH_ENDORSEMENT,
   TPM_RH_OWNER,
@@ -191,22 +192,4 @@ export function writeCertFile(dir: string, name: string, data: Uint8Array): void
   writeFileSync(tmp, data, { mode: 0o640 });
   chmodSync(tmp, 0o640);
   renameSync(tmp, target);
-}
-
-/** The CMD_GET_INFO(3) JSON as the certificate tool's `--tpm-*` values. */
-export function parseSpecInfo(json: string): TpmSpecInfo {
-  const j = JSON.parse(json) as {
-    TPMSpecification?: { family?: unknown; level?: unknown; revision?: unknown };
-    TPMAttributes?: { manufacturer?: unknown; model?: unknown; version?: unknown };
-  };
-  const s = j.TPMSpecification ?? {};
-  const a = j.TPMAttributes ?? {};
-  return {
-    family: String(s.family ?? ''),
-    level: Number(s.level ?? 0),
-    revision: Number(s.revision ?? 0),
-    manufacturer: String(a.manufacturer ?? ''),
-    model: String(a.model ?? ''),
-    version: String(a.version ?? ''),
-  };
 }
