@@ -179,6 +179,26 @@ export class LibvirtHost {
     return r.out;
   }
 
+  /**
+   * Runs each masked program inside libvirtd's mount namespace and reads each masked
+   * config file there: returns what failed to show the mask (empty when all are masked),
+   * then empties the marker file again.
+   */
+  probeMasks(masked: readonly string[]): string[] {
+    const pid = readFileSync(join(this.base, 'libvirtd.pid'), 'utf8').trim();
+    const bad: string[] = [];
+    for (const m of masked.filter((f) => existsSync(f))) {
+      const probe = m.startsWith('/etc/') ? ['cat', m] : [m, '--version'];
+      const r = spawnSync('nsenter', ['-m', '-t', pid, ...probe], { encoding: 'utf8' });
+      const shown = m.startsWith('/etc/')
+        ? r.stdout.includes('is masked in this test')
+        : r.status === 1 && this.cSwtpmCalls().includes(`${m} --version`);
+      if (!shown) bad.push(`${m}: ${r.status} ${r.stdout}${r.stderr}`);
+    }
+    writeFileSync(this.marker, '');
+    return bad;
+  }
+
   /** What the failing script recorded: each masked C swtpm program or config use. */
   cSwtpmCalls(): string {
     return readFileSync(this.marker, 'utf8');

@@ -1,16 +1,17 @@
 // libvirt end to end (spec/libvirt.md, issue 13): Debian's libvirtd 9.0, started by hand in
 // a private mount namespace (test/helpers/libvirt.ts), defines and runs a TCG guest with
 // `<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>`. The guest's tiny
-// /init (test/guest/libvirt-init.c) prints PCRs 0–7, TPM2_ReadClock's reset/restart counts and a
-// PCR 16 extend chain on the serial log. Three hosts, nothing shared between them:
+// /init (test/guest/libvirt-init.c) prints PCRs 0–7, TPM2_ReadClock's reset/restart counts
+// and a PCR 16 extend chain on the serial log. Three hosts, nothing shared between them:
 //   c        Debian's swtpm, swtpm_setup, swtpm_localca: the reference
-//   socket   tswtpm as `swtpm` (libexec/swtpm-names) behind Debian's swtpm_setup
+//   socket   tswtpm as `swtpm` (libexec/swtpm-names) behind Debian's swtpm_setup (only the
+//            first boot once the tswtpm host below can run)
 //   tswtpm   only tswtpm's programs under swtpm's names; every C swtpm program and config
 //            file is covered by a script that records its use (asserted: none)
-// Each host runs: define + start (PCRs equal to the C run), destroy + start (same state,
-// reset or restart count advances, one manufacturing), save + restore (the PCR 16 chain goes on), an
-// encrypted-state VM (libvirt secret: encrypted state file, start, save + restore,
-// restart), and `undefine --tpm` (the state directory goes).
+// Each host runs: define + start (PCRs equal to the C run), destroy + start (same state:
+// reset or restart count advances, one manufacturing), save + restore (the PCR 16 chain
+// goes on), an encrypted-state VM (libvirt secret: encrypted state file, start,
+// save + restore, restart), and `undefine --tpm` (the state directory goes).
 import assert from 'node:assert/strict';
 import {
   existsSync,
@@ -57,6 +58,8 @@ const BOOT_MS = 90_000;
 interface Variant {
   readonly name: string;
   readonly skip: string | false;
+  /** Only define, the first boot (PCRs) and `undefine --tpm` of the plain VM. */
+  readonly short?: boolean;
   host(base: string): HostOptions;
 }
 
@@ -91,6 +94,9 @@ const VARIANTS: readonly Variant[] = [
   {
     name: 'socket',
     skip: false,
+    // Once tswtpm's own setup tools are there the tswtpm host runs every step; this one
+    // then only checks the first boot (the suite's time).
+    short: missingBins.length === 0,
     host: (base) => {
       // Only `swtpm` is tswtpm's; swtpm_setup and swtpm_localca are Debian's. /etc's
       // swtpm_setup.conf is masked: the setup config comes from XDG_CONFIG_HOME.
@@ -210,7 +216,7 @@ async function defineVm(
  * start (the guest sees its TPM), destroy + start (same state: the reset or restart
  * count advances, one manufacturing), save + restore; returns the first boot.
  */
-async function lifeCycle(vm: Vm, check: (first: Boot) => void): Promise<Boot> {
+async function lifeCycle(vm: Vm, check: (first: Boot) => void, short = false): Promise<Boot> {
   const { h, name, serial, laps } = vm;
   await h.virsh('start', name);
   const b1 = await waitBoot(serial, 0, 'PCRs', booted);
@@ -218,6 +224,10 @@ async function lifeCycle(vm: Vm, check: (first: Boot) => void): Promise<Boot> {
   const stateDir = h.host(`/var/lib/libvirt/swtpm/${vm.uuid}/tpm2`);
   assert.ok(existsSync(join(stateDir, 'tpm2-00.permall')), `${name}: the vTPM state file`);
   check(b1);
+  if (short) {
+    await h.virsh('destroy', name);
+    return b1;
+  }
 
   await h.virsh('destroy', name);
   await h.virsh('start', name);
@@ -245,32 +255,36 @@ async function runHost(
   const base = join(work, v.name);
   mkdirSync(base, { recursive: true });
   const laps = new Laps();
-  const h = await LibvirtHost.start(base, v.host(base));
+  const opts = v.host(base);
+  const h = await LibvirtHost.start(base, opts);
   laps.lap('libvirtd');
   try {
+    assert.deepEqual(h.probeMasks(opts.mask ?? []), [], 'C swtpm is masked for libvirtd');
     const plain = await defineVm(h, PLAIN, initrd);
-    const enc = await defineVm(h, ENC, initrd, SECRET);
+    const enc = v.short ? undefined : await defineVm(h, ENC, initrd, SECRET);
     laps.lap('define');
     // The two VMs run side by side (each guest is one TCG vCPU).
     const [b1] = await Promise.all([
-      lifeCycle(plain, () => {}),
-      lifeCycle(enc, () => {
-        const file = join(h.host(`/var/lib/libvirt/swtpm/${ENC.uuid}/tpm2`), 'tpm2-00.permall');
-        const flags = readFileSync(file).readUInt16BE(4);
-        assert.ok(flags & BLOB_FLAG_ENCRYPTED, "the encrypted VM's state file is encrypted");
-      }),
+      lifeCycle(plain, () => {}, v.short),
+      enc &&
+        lifeCycle(enc, () => {
+          const dir = h.host(`/var/lib/libvirt/swtpm/${ENC.uuid}/tpm2`);
+          const flags = readFileSync(join(dir, 'tpm2-00.permall')).readUInt16BE(4);
+          assert.ok(flags & BLOB_FLAG_ENCRYPTED, "the encrypted VM's state file is encrypted");
+        }),
     ]);
     laps.lap('VMs');
 
     // undefine --tpm removes /var/lib/libvirt/swtpm/<uuid>.
-    for (const d of [PLAIN, ENC]) {
+    for (const d of enc ? [PLAIN, ENC] : [PLAIN]) {
       const dir = h.host(`/var/lib/libvirt/swtpm/${d.uuid}`);
       assert.ok(existsSync(dir), dir);
       await h.virsh('undefine', '--tpm', d.name);
       assert.ok(!existsSync(dir), `${dir} removed`);
     }
     assert.equal(h.cSwtpmCalls(), '', 'no masked C swtpm program or config was used');
-    t.diagnostic(`${v.name}: ${laps}; ${PLAIN.name} ${plain.laps}; ${ENC.name} ${enc.laps}`);
+    const encLaps = enc ? `; ${ENC.name} ${enc.laps}` : '';
+    t.diagnostic(`${v.name}: ${laps}; ${PLAIN.name} ${plain.laps}${encLaps}`);
     return b1.pcrs;
   } finally {
     await h.stop();
