@@ -206,7 +206,8 @@ export class LibvirtHost {
 
   /**
    * Destroys what still runs, then SIGTERMs libvirtd and virtlogd by pid; QEMU and swtpm
-   * processes left by a failed step are SIGKILLed by the pids libvirt wrote.
+   * processes left by a failed step are SIGKILLed by the pids libvirt wrote (driver.pid
+   * there is libvirtd's own).
    */
   async stop(): Promise<void> {
     const list = await this.virshTry('list', '--name');
@@ -215,7 +216,7 @@ export class LibvirtHost {
     for (const d of ['qemu', 'qemu/swtpm']) {
       const dir = join(this.base, 'run', d);
       if (!existsSync(dir)) continue;
-      for (const f of readdirSync(dir).filter((n) => n.endsWith('.pid')))
+      for (const f of readdirSync(dir).filter((n) => n.endsWith('.pid') && n !== 'driver.pid'))
         killPidFile(join(dir, f), 'SIGKILL');
     }
     for (const p of ['libvirtd.pid', 'virtlogd.pid']) await stopPidFile(join(this.base, p));
