@@ -9,13 +9,19 @@ process.on('SIGUSR1', () => {});
 // `socket` and `chardev` run from the single-file bundle that `npm run build` makes
 // (scripts/bundle.js: a faster start and a smaller RSS), as long as it is at least as
 // new as the last tsc output; anything else, or no/stale bundle, loads the modules.
+// An installed package has no dist/.tsbuildinfo (it is not shipped): its bundle is used.
 const argv = process.argv.slice(2);
 const dist = new URL('../dist/', import.meta.url);
 const mtime = (p) => statSync(new URL(p, dist)).mtimeMs;
 let bundled = false;
 if (argv[0] === 'socket' || argv[0] === 'chardev') {
   try {
-    bundled = mtime('src/cli/server/tswtpm.bundle.js') >= mtime('.tsbuildinfo');
+    const bundle = mtime('src/cli/server/tswtpm.bundle.js');
+    let tsc = 0;
+    try {
+      tsc = mtime('.tsbuildinfo');
+    } catch {}
+    bundled = bundle >= tsc;
   } catch {}
 }
 const { main } = await import(

@@ -8,6 +8,9 @@
 #                       QEMU boot and guest tests (TCG)
 #   gcc, linux-libc-dev the FUSE uapi layout check of the CUSE front end
 #   tshark              reads the `--pcap` captures back (pcap test)
+#   libvirt-daemon-driver-qemu, libvirt-clients, libvirt-daemon
+#                       libvirtd 9.0 + virsh, started by hand in the libvirt end-to-end
+#                       test (no libvirt-daemon-system: no systemd units, no default config)
 #   g++, libclang-rt-14-dev
 #                       the Jazzer.js fuzzer's native addon, built against Debian's
 #                       libFuzzer by scripts/fuzz-addon.js (docs/reliability.md)
@@ -18,7 +21,7 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 pkgs=(libtpms0 libseccomp2 swtpm swtpm-tools tpm2-tools socat qemu-system-x86 seabios qemu-utils
   linux-image-amd64 busybox-static cpio gzip kmod gcc libc6-dev linux-libc-dev python3 procps
-  tshark g++ libclang-rt-14-dev)
+  tshark g++ libclang-rt-14-dev libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon)
 if [ "${1:-}" = --runtime ]; then pkgs=(libtpms0 libseccomp2); fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,6 +13,7 @@ import { ControlClient, TpmClient } from '../../src/client/index.js';
 import { getRandom2, parseResponse } from '../../src/protocol/tpm/commands.js';
 import { assertFilter, readBack, stateWorkload, waitForFilter } from '../helpers/sandbox.js';
 import { TSWTPM_BIN, haveSwtpm, run, sleep, tempDir } from '../helpers/spawn-tswtpm.js';
+import { worldReadableCopy } from '../helpers/world-readable.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : 'chroot(2) needs root (CAP_SYS_CHROOT)';
@@ -177,9 +178,11 @@ test(
     const base = ['socket', '--tpm2', '--tpmstate', 'dir=/', '--server', 'type=tcp,port=0'];
     const r = await run('tswtpm', [...base, '--chroot', missing]);
     assert.deepEqual([r.code, r.stderr], [1, 'tswtpm: chroot failed: No such file or directory\n']);
-    // Without CAP_SYS_CHROOT (as an unprivileged user):
+    // Without CAP_SYS_CHROOT (as an unprivileged user), from a copy that user can read
+    // (the checkout may sit in a 0700 directory):
     const dir = tempDir();
     chmodSync(dir, 0o755); // searchable: the failure must be the missing privilege
+    const shared = worldReadableCopy();
     const un = spawnSync(
       'setpriv',
       [
@@ -187,13 +190,14 @@ test(
         '--regid=65534',
         '--clear-groups',
         process.execPath,
-        TSWTPM_BIN,
+        shared.bin,
         ...base,
         '-R',
         dir,
       ],
       { encoding: 'utf8', timeout: 20000 },
     );
+    shared.remove();
     assert.deepEqual(
       [un.status, un.stderr],
       [1, 'tswtpm: chroot failed: Operation not permitted\n'],

@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import { ControlClient, TpmClient } from '../../src/client/index.js';
 import { TSWTPM_BIN, startTcp, tempDir, waitForControl } from '../helpers/procs.js';
 import { haveSwtpm } from '../helpers/spawn-tswtpm.js';
+import { worldReadableCopy } from '../helpers/world-readable.js';
 
 // Issue 10: a TPM process that local users cannot open up (SIGUSR1, --inspect, ptrace),
 // that follows no symlink for its log and pid file, and that exits 1 on any start-up
@@ -106,10 +107,12 @@ test(
   { skip: !isRoot && 'needs root to run both as nobody' },
   async () => {
     const dir = stateDir('dump');
+    // nobody runs tswtpm from a copy it can read (the checkout may sit in a 0700 directory).
+    const shared = worldReadableCopy();
     const run = async (program: 'tswtpm' | 'swtpm') => {
       const ctrl = join(dir, `${program}.ctrl`);
       const args = [...base(`dump-${program}`), '--ctrl', `type=unixio,path=${ctrl}`];
-      const [file, argv] = cmd(program, args);
+      const [file, argv] = cmd(program, args, shared.bin);
       const child = spawn(file, argv, { stdio: 'ignore', uid: NOBODY, gid: NOBODY });
       try {
         await waitForControl(ctrl, child);
@@ -119,16 +122,20 @@ test(
         child.kill();
       }
     };
-    assert.notEqual(await run('tswtpm'), 0, 'ls /proc/PID/fd as the same uid fails');
-    // docs/compat.md: swtpm 0.7.1 stays dumpable (its fds are visible to the same uid).
-    if (haveSwtpm) assert.equal(await run('swtpm'), 0);
+    try {
+      assert.notEqual(await run('tswtpm'), 0, 'ls /proc/PID/fd as the same uid fails');
+      // docs/compat.md: swtpm 0.7.1 stays dumpable (its fds are visible to the same uid).
+      if (haveSwtpm) assert.equal(await run('swtpm'), 0);
+    } finally {
+      shared.remove();
+    }
   },
 );
 
-function cmd(program: 'tswtpm' | 'swtpm', args: string[]): [string, string[]] {
+function cmd(program: 'tswtpm' | 'swtpm', args: string[], bin = TSWTPM_BIN): [string, string[]] {
   return program === 'swtpm'
     ? ['swtpm', ['socket', ...args]]
-    : [process.execPath, [TSWTPM_BIN, 'socket', ...args]];
+    : [process.execPath, [bin, 'socket', ...args]];
 }
 
 for (const daemon of [false, true]) {
