@@ -2,7 +2,14 @@
 // codes and lines, and existing state is left as it was (where swtpm_setup 0.7.1 deletes
 // it, tswtpm_setup keeps it: docs/compat.md).
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { tempDir } from '../helpers/procs.js';
@@ -86,6 +93,32 @@ describe('tswtpm_setup error cases vs swtpm_setup', () => {
       assert.equal(r.stdout, 'Not overwriting existing state file.\n', peer);
       assert.deepEqual(snapshot(d), before, peer);
     }
+  });
+
+  test('state set aside by a killed --overwrite run is put back before anything else', async () => {
+    // A run killed between setting the old state aside and its end leaves only
+    // `tpm2-00.permall.tswtpm_setup-saved`. libvirt's next first start runs
+    // --not-overwrite: that must find the old TPM again, not manufacture a new one.
+    const d = await freshState();
+    const permall = join(d, 'tpm2-00.permall');
+    const before = snapshot(d);
+    renameSync(permall, `${permall}.tswtpm_setup-saved`);
+    const r = await runSetup('ts', [
+      '--tpm2',
+      '--tpm-state',
+      d,
+      '--config',
+      conf,
+      '--createek',
+      '--not-overwrite',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      `Restored ${permall}: an interrupted tswtpm_setup run had set it aside.\n` +
+        'Not overwriting existing state file.\n',
+    );
+    assert.deepEqual(snapshot(d), before);
   });
 
   test('existing state without --overwrite: exit 1, same error, state untouched', async () => {

@@ -20,7 +20,13 @@ import {
   setupDate,
   userName,
 } from './prepare.js';
-import { StateGuard, checkDirectory, checkStateAccess, parseStateLocation } from './state.js';
+import {
+  StateGuard,
+  checkDirectory,
+  checkStateAccess,
+  parseStateLocation,
+  recoverSetAside,
+} from './state.js';
 import { runTpm12, tpm12Options } from './tpm12-adapter.js';
 import { DEFAULT_PCR_BANKS } from './usage.js';
 
@@ -72,6 +78,9 @@ async function checked(
   checkFamily(a);
   const tpm2 = a.flags.has('tpm2');
   const reconfigure = a.flags.has('reconfigure');
+  for (const f of recoverSetAside(loc)) {
+    log.info(`Restored ${f}: an interrupted tswtpm_setup run had set it aside.`);
+  }
   const guard = StateGuard.before(loc);
   if (!reconfigure) {
     let states: string;

@@ -93,6 +93,25 @@ function stateFiles(loc: StateLocation): string[] {
 }
 
 /**
+ * Puts back state files that an interrupted earlier run set aside (killed between
+ * `setAside()` and `commit()`/`restore()`), over whatever that run left half made, so the
+ * next run (libvirt's `--not-overwrite` on every first start) finds the old TPM instead of
+ * manufacturing a new one. Returns the files restored.
+ */
+export function recoverSetAside(loc: StateLocation): string[] {
+  const saved =
+    loc.kind === 'file'
+      ? existsSync(loc.path + SAVED)
+        ? [loc.path + SAVED]
+        : []
+      : readdirSync(loc.path)
+          .filter((n) => n.endsWith(SAVED))
+          .map((n) => join(loc.path, n));
+  for (const f of saved) renameSync(f, f.slice(0, -SAVED.length));
+  return saved.map((f) => f.slice(0, -SAVED.length));
+}
+
+/**
  * What was at the state location before this run. `clear` (overwrite) moves it aside,
  * `keep` (reconfigure) copies it aside; `restore()` after a failure removes what the run
  * wrote and puts the old files back; `commit()` after success drops the saved copies.
