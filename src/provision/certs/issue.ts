@@ -1,0 +1,193 @@
+/**
+ * One swtpm_localca run without the command line (provisioning.md §4.4): options file,
+ * config, CA directory, serial, then the certificate that swtpm_localca would have
+ * swtpm_cert make (§4.7), built in process.
+ */
+import 'reflect-metadata';
+import { createPrivateKey } from 'node:crypto';
+import { constants, accessSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as x509 from '@peculiar/x509';
+import { SYSCONFDIR, optionWords, userConfigDir } from './config.js';
+import {
+  type InfoLog,
+  type LocalCaConfig,
+  LocalCaError,
+  currentUser,
+  ensureCa,
+  nextSerial,
+  openLocalCa,
+} from './localca.js';
+import { type CaSigner, type TpmSpec, buildCertificate, withTpm12Header } from './profile.js';
+import { ekPublicKey } from './pubkey.js';
+import type { PlatformAttrs } from './tcg-asn.js';
+
+/** What swtpm_localca receives on its command line (§4.1). */
+export interface LocalCaRequest {
+  /** `--type`; anything but `platform` makes an EK certificate. */
+  readonly type: string;
+  readonly ekParam: string;
+  readonly vmid?: string;
+  readonly tpm2: boolean;
+  readonly specFamily?: string;
+  readonly specLevel?: string;
+  readonly specRevision?: string;
+  readonly tpmManufacturer?: string;
+  readonly tpmModel?: string;
+  readonly tpmVersion?: string;
+  readonly allowSigning?: boolean;
+  readonly decryption?: boolean;
+  /** `--configfile`; default: the user's config dir, else /etc. */
+  readonly configFile?: string;
+  /** `--optsfile`; default as for the config file. */
+  readonly optsFile?: string;
+}
+
+/** The certificate, ready for NV (TPM 1.2: with its 7-byte header). */
+export interface IssuedCert {
+  readonly bytes: Uint8Array;
+  readonly serial: bigint;
+  /** `EK` or `platform`, as swtpm_localca's messages name it. */
+  readonly what: 'EK' | 'platform';
+}
+
+/** `<user config dir>/<name>` if readable, else `/etc/<name>` (each file on its own). */
+export function defaultConfigFile(name: string, env: NodeJS.ProcessEnv): string {
+  const user = join(userConfigDir(env), name);
+  try {
+    accessSync(user, constants.R_OK);
+    return user;
+  } catch {
+    return join(SYSCONFDIR, name);
+  }
+}
+
+/** swtpm_localca's `--vmid` → `CN=`: `+` not after `\` and every `,` become `_`. */
+export const vmidSubject = (vmid: string | undefined): string =>
+  `CN=${vmid === undefined ? 'unknown' : vmid.replace(/(^|[^\\])\+/g, '$1_').replace(/,/g, '_')}`;
+
+/** The swtpm_cert options swtpm-localca.options may carry (getopt_long_only prefixes). */
+const CERT_OPTS = ['platform-manufacturer', 'platform-model', 'platform-version'] as const;
+
+function certOptions(words: readonly string[], file: string): Partial<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (!w.startsWith('-')) continue; // a stray word: swtpm_cert ignores it
+    const name = w.replace(/^--?/, '').split('=')[0]!;
+    const hits = CERT_OPTS.filter((o) => o === name || o.startsWith(name));
+    const opt = CERT_OPTS.find((o) => o === name) ?? (hits.length === 1 ? hits[0] : undefined);
+    if (opt === undefined)
+      throw new LocalCaError(`Unsupported option '${w}' in options file ${file}.`);
+    const eq = w.indexOf('=');
+    out[opt] = eq >= 0 ? w.slice(eq + 1) : (words[++i] ?? '');
+  }
+  return out;
+}
+
+/** swtpm_cert's strtol(…, 0) for the spec level and revision (non-negative). */
+function specInt(v: string, what: string): number {
+  const t = v.trim();
+  const n = /^0x[0-9a-f]+$/i.test(t)
+    ? Number.parseInt(t, 16)
+    : /^0[0-7]*$/.test(t)
+      ? Number.parseInt(t, 8)
+      : /^\d+$/.test(t)
+        ? Number(t)
+        : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new Error(`${what} must be a positive integer`);
+  return n;
+}
+
+function spec(r: LocalCaRequest): TpmSpec | undefined {
+  if (r.specFamily === undefined || r.specLevel === undefined || r.specRevision === undefined)
+    return undefined;
+  return {
+    family: r.specFamily,
+    level: specInt(r.specLevel, '--tpm-spec-level'),
+    revision: specInt(r.specRevision, '--tpm-spec-revision'),
+  };
+}
+
+function loadSigner(cfg: LocalCaConfig): CaSigner {
+  const pem = readFileSync(cfg.signingkey, 'utf8');
+  const key = createPrivateKey(
+    cfg.signingkeyPassword !== undefined ? { key: pem, passphrase: cfg.signingkeyPassword } : pem,
+  );
+  return { key, cert: new x509.X509Certificate(readFileSync(cfg.issuercert, 'utf8')) };
+}
+
+async function build(
+  r: LocalCaRequest,
+  cfg: LocalCaConfig,
+  words: string[],
+  optsFile: string,
+  serial: bigint,
+): Promise<Uint8Array> {
+  const o = certOptions(words, optsFile);
+  const { tpmManufacturer: m, tpmModel: mo, tpmVersion: v } = r;
+  if (m === undefined || mo === undefined || v === undefined)
+    throw new Error('--tpm-manufacturer and --tpm-model and --tpm version must all be provided');
+  const pm = o['platform-manufacturer'];
+  const pmo = o['platform-model'];
+  const pv = o['platform-version'];
+  const platform: PlatformAttrs | undefined =
+    pm !== undefined && pmo !== undefined && pv !== undefined
+      ? { manufacturer: pm, model: pmo, version: pv }
+      : undefined;
+  const isEk = r.type !== 'platform';
+  const s = isEk ? spec(r) : undefined;
+  const der = await buildCertificate({
+    type: isEk ? 'ek' : 'platform',
+    tpm2: r.tpm2,
+    ek: ekPublicKey(r.ekParam),
+    tpm: { manufacturer: m, model: mo, version: v },
+    ...(s !== undefined ? { spec: s } : {}),
+    ...(platform !== undefined ? { platform } : {}),
+    subject: vmidSubject(r.vmid),
+    serial,
+    days: -1,
+    allowSigning: isEk && r.allowSigning === true,
+    decryption: isEk && r.decryption === true,
+    ca: loadSigner(cfg),
+  });
+  return r.tpm2 ? der : withTpm12Header(der);
+}
+
+/**
+ * Runs swtpm_localca's steps and makes the certificate. Rejects with a LocalCaError whose
+ * message is what swtpm_localca would print (one or more lines).
+ *
+ * @example const { bytes } = await issueLocalCaCert({ type: 'ek', ekParam, tpm2: true, ... }, process.env, console.log);
+ */
+export async function issueLocalCaCert(
+  r: LocalCaRequest,
+  env: NodeJS.ProcessEnv,
+  log: InfoLog,
+): Promise<IssuedCert> {
+  const optsFile = r.optsFile ?? defaultConfigFile('swtpm-localca.options', env);
+  const configFile = r.configFile ?? defaultConfigFile('swtpm-localca.conf', env);
+  const user = currentUser();
+  let words: string[] = [];
+  if (existsSync(optsFile) || r.optsFile !== undefined) {
+    try {
+      accessSync(optsFile, constants.R_OK);
+      words = optionWords(readFileSync(optsFile, 'utf8'));
+    } catch {
+      throw new LocalCaError(`Need read rights on options file ${optsFile} for user ${user}.`);
+    }
+  }
+  const cfg = openLocalCa(configFile, env, log);
+  await ensureCa(cfg, env, log);
+  const what = r.type === 'platform' ? 'platform' : 'EK';
+  // The serial is taken before the certificate is made: a failure consumes it (§4.4 step 9).
+  const serial = await nextSerial(cfg);
+  try {
+    return { bytes: await build(r, cfg, words, optsFile, serial), serial, what };
+  } catch (e) {
+    if (e instanceof LocalCaError) throw e;
+    throw new LocalCaError(
+      `Could not create ${what} certificate locally\n${(e as Error).message}\n`,
+    );
+  }
+}
