@@ -6,9 +6,15 @@
  * that is the SHA-1 of the DER SubjectPublicKeyInfo, as certtool makes it.
  */
 import 'reflect-metadata';
-import { type KeyObject, createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  type KeyObject,
+  createHash,
+  generateKeyPair as generateKeyPairCb,
+  randomBytes,
+} from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as x509 from '@peculiar/x509';
 import { subjectName } from './dn.js';
@@ -21,6 +27,8 @@ import {
   keyUsage,
   subjectKeyId,
 } from './tcg-asn.js';
+
+const generateKeyPair = promisify(generateKeyPairCb);
 
 export const ROOTCA_KEY_NAME = 'swtpm-localca-rootca-privkey.pem';
 export const ROOTCA_CERT_NAME = 'swtpm-localca-rootca-cert.pem';
@@ -67,10 +75,15 @@ interface Made {
   cert: x509.X509Certificate;
 }
 
-async function makeCaCert(cn: string, issuer: Made | undefined): Promise<Made> {
-  const { privateKey: key, publicKey: pub } = generateKeyPairSync('rsa', {
-    modulusLength: CA_RSA_BITS,
-  });
+/** An RSA key pair made off the event loop (an in-process TPM keeps serving meanwhile). */
+const rsaPair = () => generateKeyPair('rsa', { modulusLength: CA_RSA_BITS });
+
+async function makeCaCert(
+  cn: string,
+  pair: { privateKey: KeyObject; publicKey: KeyObject },
+  issuer: Made | undefined,
+): Promise<Made> {
+  const { privateKey: key, publicKey: pub } = pair;
   const ski = skiOf(pub);
   const name = new x509.Name(AsnConvert.serialize(subjectName(`CN=${cn}`)));
   const extensions = [
@@ -102,8 +115,9 @@ export async function createCa(
   cfg: LocalCaConfig,
   rootPassword: string | undefined,
 ): Promise<void> {
-  const root = await makeCaCert('swtpm-localca-rootca', undefined);
-  const local = await makeCaCert('swtpm-localca', root);
+  const [rootPair, localPair] = await Promise.all([rsaPair(), rsaPair()]);
+  const root = await makeCaCert('swtpm-localca-rootca', rootPair, undefined);
+  const local = await makeCaCert('swtpm-localca', localPair, root);
   const dir = dirname(cfg.signingkey);
   const rootKey = join(dir, ROOTCA_KEY_NAME);
   const writeKey = (path: string, pem: string) => {

@@ -43,7 +43,7 @@ function splitUnescaped(s: string, sep: string): string[] {
   return out;
 }
 
-const unescape = (s: string) => s.replace(/\\(.)/g, '$1');
+const unescapeDn = (s: string) => s.replace(/\\(.)/g, '$1');
 
 /**
  * Parses a DN string into an X.500 Name the way swtpm_cert encodes it.
@@ -58,7 +58,7 @@ export function subjectName(dn: string): Name {
     const key = part.slice(0, eq).trim().toUpperCase();
     const type = ATTR_OIDS[key] ?? (/^\d+(\.\d+)+$/.test(key) ? key : undefined);
     if (type === undefined) throw new Error(`Unknown attribute '${key}' in subject '${dn}'`);
-    const v = unescape(part.slice(eq + 1));
+    const v = unescapeDn(part.slice(eq + 1));
     const value = new AttributeValue(
       PRINTABLE.test(v) ? { printableString: v } : { utf8String: v },
     );

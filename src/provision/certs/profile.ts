@@ -122,7 +122,7 @@ function extensions(c: CertInput): x509.Extension[] {
 }
 
 /** A minimal positive INTEGER's hex for a serial (a 0x80-led value gets a 00 byte). */
-function serialHex(n: bigint): string {
+export function serialHex(n: bigint): string {
   if (n < 0n) throw new Error('negative serial number');
   let h = n.toString(16);
   if (h.length % 2) h = `0${h}`;

@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  type CaFiles,
+  LOCALCA_BIN,
+  type Tool,
+  caFiles,
+  certDer,
+  haveSwtpmLocalca,
+  rsaModulus,
+  runLocalca,
+  serialOf,
+  snapshot,
+  tpmArgs,
+  verify,
+} from '../helpers/localca.js';
+import { tempDir } from '../helpers/procs.js';
+
+// Bad input (provisioning.md §4.1, §4.4): tswtpm_localca fails where swtpm_localca 0.7.1
+// fails, with the same message and exit code 1, and leaves the CA as it was. Cross use: a
+// CA made by either tool works with the other, and serial numbers keep increasing.
+
+const skip = !haveSwtpmLocalca() && 'Debian swtpm_localca or openssl not installed';
+const work = tempDir('tswtpm-localca-');
+const NOBODY = 65534;
+let modulus = '';
+
+before(() => {
+  // Other uids must reach the CA directories below (mkdtemp makes 0700).
+  chmodSync(work.path, 0o755);
+  if (!skip) modulus = rsaModulus(2048);
+});
+after(() => work.remove());
+
+function ekArgs(f: CaFiles, out: string, extra: string[] = []): string[] {
+  return [
+    '--type',
+    'ek',
+    '--ek',
+    modulus,
+    '--dir',
+    out,
+    '--vmid',
+    'test',
+    ...tpmArgs(true),
+    '--configfile',
+    f.conf,
+    '--optsfile',
+    f.opts,
+    ...extra,
+  ];
+}
+
+/** A CA directory made by `creator`, with an output directory beside it. */
+function setup(name: string, creator: Tool, extraConf = '', env?: Record<string, string>) {
+  const f = caFiles(join(work.path, name), extraConf);
+  chmodSync(f.base, 0o755);
+  const out = join(f.base, 'out');
+  mkdirSync(out, { mode: 0o755 });
+  const r = runLocalca(creator, ekArgs(f, out), env ? { env } : {});
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^Creating swtpm-localca dir '.*'\.\nCreating root CA and a local CA's signing key and issuer cert\.\nSuccessfully created EK certificate locally\.\n$/,
+  );
+  return { f, out };
+}
+
+/** Runs both tools with the same arguments; both must fail alike without touching the CA. */
+function bothFail(f: CaFiles, args: string[], uid?: number, keepSerial = true) {
+  const before = snapshot(f.ca, keepSerial ? [] : ['certserial']);
+  const opts = uid !== undefined ? { uid } : {};
+  const c = runLocalca('c', args, opts);
+  const ts = runLocalca('ts', args, opts);
+  assert.equal(c.status, 1, `C: ${c.stderr}`);
+  assert.equal(ts.status, 1, `ours: ${ts.stderr}`);
+  assert.deepEqual(snapshot(f.ca, keepSerial ? [] : ['certserial']), before);
+  return { c, ts };
+}
+
+test('corrupt config file: same message, exit 1, CA untouched', { skip }, () => {
+  const { f, out } = setup('badconf', 'c');
+  writeFileSync(
+    f.conf,
+    Buffer.from('\x00\xff\xfe garbage\n  statedir = /x\n#statedir=/y\n=\n', 'latin1'),
+  );
+  const { c, ts } = bothFail(f, ekArgs(f, out));
+  assert.equal(ts.stderr, `Missing 'statedir' config value in config file ${f.conf}.\n`);
+  assert.equal(ts.stderr, c.stderr);
+  assert.equal(ts.stdout, c.stdout);
+});
+
+test('corrupt signing key: EK certificate not created, exit 1, keys untouched', { skip }, () => {
+  const { f, out } = setup('badkey', 'c');
+  writeFileSync(join(f.ca, 'signkey.pem'), '-----BEGIN RSA PRIVATE KEY-----\nAAAA\n');
+  rmCert(out);
+  const serial = () => Number(readFileSync(join(f.ca, 'certserial'), 'utf8'));
+  const s0 = serial();
+  const { c, ts } = bothFail(f, ekArgs(f, out), undefined, false);
+  // Both take a serial before making the certificate (§4.4 step 9).
+  assert.equal(serial(), s0 + 2);
+  assert.equal(ts.stderr.split('\n')[0], 'Could not create EK certificate locally');
+  assert.equal(c.stderr.split('\n')[0], 'Could not create EK certificate locally');
+  assert.ok(!existsSync(join(out, 'ek.cert')));
+});
+
+function rmCert(out: string): void {
+  spawnSync('rm', ['-f', join(out, 'ek.cert'), join(out, 'platform.cert')]);
+}
+
+test('CA directory owned by another user: same message, exit 1, CA untouched', { skip }, (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to run as another uid');
+  const probe = spawnSync('setpriv', [
+    `--reuid=${NOBODY}`,
+    `--regid=${NOBODY}`,
+    '--clear-groups',
+    process.execPath,
+    '-e',
+    `require('fs').accessSync(${JSON.stringify(LOCALCA_BIN)}, 4)`,
+  ]);
+  if (probe.status !== 0) return t.skip(`the checkout is not readable by uid ${NOBODY}`);
+  const { f, out } = setup('owned', 'c'); // statedir root:root 0750
+  const { c, ts } = bothFail(f, ekArgs(f, out), NOBODY);
+  assert.match(ts.stderr, /^Need read\/write rights on statedir .* for user nobody\.\n$/);
+  assert.equal(ts.stderr, c.stderr);
+  assert.equal(ts.stdout, c.stdout);
+  // Readable directory, but the lock file belongs to root.
+  chmodSync(f.ca, 0o777);
+  try {
+    const r = bothFail(f, ekArgs(f, out), NOBODY);
+    assert.match(
+      r.ts.stderr,
+      /^Need read\/write rights on .*\.lock\.swtpm-localca for user nobody\.\n$/,
+    );
+    assert.equal(r.ts.stderr, r.c.stderr);
+  } finally {
+    chmodSync(f.ca, 0o750);
+  }
+});
+
+test('missing --ek: same message, exit 1, no certificate', { skip }, () => {
+  const { f, out } = setup('noek', 'ts');
+  rmCert(out);
+  const args = ekArgs(f, out).filter((a, i, all) => a !== '--ek' && all[i - 1] !== '--ek');
+  const { c, ts } = bothFail(f, args, undefined, false);
+  assert.equal(
+    ts.stderr,
+    'Could not create EK certificate locally\nCould not set modulus and exponent on RSA key : The scanning of a large integer has failed.\n\n',
+  );
+  assert.equal(ts.stderr, c.stderr);
+  assert.ok(!existsSync(join(out, 'ek.cert')));
+});
+
+test('unwritable --dir: same message, exit 1', { skip }, () => {
+  const { f } = setup('nodir', 'ts');
+  const missing = join(f.base, 'does-not-exist');
+  const { c, ts } = bothFail(f, ekArgs(f, missing), undefined, false);
+  assert.equal(
+    ts.stderr,
+    `Could not create EK certificate locally\nCould not open ${missing}/ek.cert for writing the certificate: No such file or directory\n\n`,
+  );
+  assert.equal(ts.stderr, c.stderr);
+});
+
+/** Issues one EK certificate with each tool in `order`; returns the serials in order. */
+function issue(f: CaFiles, out: string, order: Tool[], env?: Record<string, string>): bigint[] {
+  return order.map((tool) => {
+    const r = runLocalca(tool, ekArgs(f, out), env ? { env } : {});
+    assert.equal(r.status, 0, `${tool}: ${r.stderr}`);
+    const der = certDer(readFileSync(join(out, 'ek.cert')), true);
+    const v = verify(der, f.ca, work.path);
+    assert.ok(v.ok, `${tool}: ${v.out}`);
+    return serialOf(der);
+  });
+}
+
+const increasing = (s: bigint[]) => s.every((v, i) => i === 0 || v === s[i - 1]! + 1n);
+
+for (const creator of ['c', 'ts'] as const) {
+  const other: Tool = creator === 'c' ? 'ts' : 'c';
+  test(`CA created by ${creator}, used by both: serials keep increasing`, { skip }, () => {
+    const { f, out } = setup(`cross-${creator}`, creator);
+    const serials = issue(f, out, [other, creator, other, creator]);
+    assert.equal(serials[0], 3n); // 1 written at creation, 2 for the creating run
+    assert.ok(increasing(serials), serials.join(','));
+  });
+
+  test(`password-protected CA created by ${creator} works with ${other}`, { skip }, () => {
+    const env = { SWTPM_ROOTCA_PASSWORD: 'root pw' };
+    const { f, out } = setup(`pw-${creator}`, creator, 'signingkey_password = s3cret\n', env);
+    for (const k of ['signkey.pem', 'swtpm-localca-rootca-privkey.pem'])
+      assert.match(readFileSync(join(f.ca, k), 'utf8'), /^-----BEGIN ENCRYPTED PRIVATE KEY-----$/m);
+    assert.ok(increasing(issue(f, out, [other, creator], env)));
+  });
+}
+
+test(
+  'a CA created by ours has the layout and modes of one created by swtpm_localca',
+  { skip },
+  () => {
+    const shape = (t: Tool) => {
+      const { f } = setup(`layout-${t}`, t);
+      const s = snapshot(f.ca);
+      return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.split(' ')[0]]));
+    };
+    assert.deepEqual(shape('ts'), shape('c'));
+  },
+);
