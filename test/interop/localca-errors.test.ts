@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -209,3 +210,26 @@ test(
     assert.deepEqual(shape('ts'), shape('c'));
   },
 );
+
+test('the serial is allocated under the flock of .lock.swtpm-localca', { skip }, async () => {
+  const { f, out } = setup('lock', 'c');
+  const lock = join(f.ca, '.lock.swtpm-localca');
+  // util-linux flock(1) takes the same BSD lock as swtpm_localca; it holds it until stdin closes.
+  const holder = spawn('flock', ['-x', lock, 'sh', '-c', 'echo locked; cat >/dev/null'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await once(holder.stdout!, 'data');
+  const ours = spawn(process.execPath, [LOCALCA_BIN, ...ekArgs(f, out)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, XDG_CONFIG_HOME: '/nonexistent' },
+  });
+  const exited = once(ours, 'exit');
+  // Give ours time to reach the lock; a tool that ignored it would read the old serial now.
+  await new Promise((r) => setTimeout(r, 1000));
+  writeFileSync(join(f.ca, 'certserial'), '100');
+  holder.stdin!.end();
+  const [code] = await exited;
+  assert.equal(code, 0);
+  assert.equal(serialOf(certDer(readFileSync(join(out, 'ek.cert')), true)), 101n);
+  assert.equal(readFileSync(join(f.ca, 'certserial'), 'utf8'), '101');
+});
