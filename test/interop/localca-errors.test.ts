@@ -164,6 +164,16 @@ test('unwritable --dir: same message, exit 1', { skip }, () => {
     `Could not create EK certificate locally\nCould not open ${missing}/ek.cert for writing the certificate: No such file or directory\n\n`,
   );
   assert.equal(ts.stderr, c.stderr);
+  // With --logfile, the same text goes to the log only (appended).
+  const logs = (['c', 'ts'] as const).map((tool) => {
+    const log = join(f.base, `${tool}.log`);
+    const r = runLocalca(tool, ekArgs(f, missing, ['--logfile', log]));
+    assert.equal(r.status, 1);
+    assert.equal(r.stdout + r.stderr, '');
+    return readFileSync(log, 'utf8');
+  });
+  assert.equal(logs[1], ts.stderr);
+  assert.equal(logs[1], logs[0]);
 });
 
 /** Issues one EK certificate with each tool in `order`; returns the serials in order. */

@@ -5,7 +5,7 @@
  */
 import 'reflect-metadata';
 import { createPrivateKey } from 'node:crypto';
-import { constants, accessSync, existsSync, readFileSync } from 'node:fs';
+import { constants, accessSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { SYSCONFDIR, optionWords, userConfigDir } from './config.js';
@@ -168,14 +168,12 @@ export async function issueLocalCaCert(
   const optsFile = r.optsFile ?? defaultConfigFile('swtpm-localca.options', env);
   const configFile = r.configFile ?? defaultConfigFile('swtpm-localca.conf', env);
   const user = currentUser();
-  let words: string[] = [];
-  if (existsSync(optsFile) || r.optsFile !== undefined) {
-    try {
-      accessSync(optsFile, constants.R_OK);
-      words = optionWords(readFileSync(optsFile, 'utf8'));
-    } catch {
-      throw new LocalCaError(`Need read rights on options file ${optsFile} for user ${user}.`);
-    }
+  let words: string[];
+  try {
+    accessSync(optsFile, constants.R_OK);
+    words = optionWords(readFileSync(optsFile, 'utf8'));
+  } catch {
+    throw new LocalCaError(`Need read rights on options file ${optsFile} for user ${user}.`);
   }
   const cfg = openLocalCa(configFile, env, log);
   await ensureCa(cfg, env, log);
