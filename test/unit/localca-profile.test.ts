@@ -176,4 +176,34 @@ describe('localCaCertMaker (in process, no child process)', () => {
     });
     assert.equal(r.stdout.toString(), 'subject=CN = unknown\nserial=03\n');
   });
+  it('two concurrent requests on a missing CA make it once (re-checked under the lock)', async () => {
+    const base = join(work.path, 'race');
+    const conf = join(work.path, 'race.conf');
+    writeFileSync(
+      conf,
+      `statedir = ${base}\nsigningkey = ${base}/signkey.pem\nissuercert = ${base}/issuercert.pem\n`,
+    );
+    const opts = join(work.path, 'race.options');
+    writeFileSync(opts, '--platform-manufacturer F --platform-version 1 --platform-model Q\n');
+    const make = localCaCertMaker({ configFile: conf, optsFile: opts, env: {} });
+    const spec = { family: '2.0', level: 0, revision: 164, ...TPM2 };
+    const ekParam = 'c1'.repeat(256);
+    const certs = await Promise.all([
+      make({ type: 'ek', ekParam, tpm2: true, spec }),
+      make({ type: 'platform', ekParam, tpm2: true, spec }),
+    ]);
+    for (const der of certs) {
+      const pem = join(work.path, 'race.pem');
+      writeFileSync(pem, spawnSync('openssl', ['x509', '-inform', 'der'], { input: der }).stdout);
+      const r = spawnSync('openssl', [
+        'verify',
+        '-CAfile',
+        join(base, 'swtpm-localca-rootca-cert.pem'),
+        '-untrusted',
+        join(base, 'issuercert.pem'),
+        pem,
+      ]);
+      assert.equal(r.status, 0, r.stdout.toString() + r.stderr.toString());
+    }
+  });
 });

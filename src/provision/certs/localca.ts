@@ -145,7 +145,9 @@ export async function ensureCa(
     log("Creating root CA and a local CA's signing key and issuer cert.");
     const lock = await lockFile(lockPath(cfg), LOCK_MODE);
     try {
-      await createCa(cfg, env.SWTPM_ROOTCA_PASSWORD);
+      // Another process (or an in-process caller) may have made it while we waited.
+      if (!existsSync(cfg.signingkey) || !existsSync(cfg.issuercert))
+        await createCa(cfg, env.SWTPM_ROOTCA_PASSWORD);
     } catch (e) {
       throw new LocalCaError(
         `Error creating local CA's signing key and cert.\n${(e as Error).message}`,
