@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
@@ -29,11 +29,27 @@ const work = tempDir('tswtpm-localca-');
 const NOBODY = 65534;
 let modulus = '';
 
+/** One CA made by each tool; tests that change a CA work on a copy (no key generation). */
+const pristine: Partial<Record<Tool, CaFiles>> = {};
+
 before(() => {
   // Other uids must reach the CA directories below (mkdtemp makes 0700).
   chmodSync(work.path, 0o755);
-  if (!skip) modulus = rsaModulus(2048);
+  if (skip) return;
+  modulus = rsaModulus(2048);
+  pristine.c = setup('pristine-c', 'c').f;
+  pristine.ts = setup('pristine-ts', 'ts').f;
 });
+
+/** A copy of the pristine CA made by `from`, with its own config and output directory. */
+function copyOf(name: string, from: Tool) {
+  const f = caFiles(join(work.path, name));
+  chmodSync(f.base, 0o755);
+  cpSync(pristine[from]!.ca, f.ca, { recursive: true, preserveTimestamps: true });
+  const out = join(f.base, 'out');
+  mkdirSync(out, { mode: 0o755 });
+  return { f, out };
+}
 after(() => work.remove());
 
 function ekArgs(f: CaFiles, out: string, extra: string[] = []): string[] {
@@ -83,7 +99,7 @@ function bothFail(f: CaFiles, args: string[], uid?: number, keepSerial = true) {
 }
 
 test('corrupt config file: same message, exit 1, CA untouched', { skip }, () => {
-  const { f, out } = setup('badconf', 'c');
+  const { f, out } = copyOf('badconf', 'c');
   writeFileSync(
     f.conf,
     Buffer.from('\x00\xff\xfe garbage\n  statedir = /x\n#statedir=/y\n=\n', 'latin1'),
@@ -95,7 +111,7 @@ test('corrupt config file: same message, exit 1, CA untouched', { skip }, () => 
 });
 
 test('corrupt signing key: EK certificate not created, exit 1, keys untouched', { skip }, () => {
-  const { f, out } = setup('badkey', 'c');
+  const { f, out } = copyOf('badkey', 'c');
   writeFileSync(join(f.ca, 'signkey.pem'), '-----BEGIN RSA PRIVATE KEY-----\nAAAA\n');
   rmCert(out);
   const serial = () => Number(readFileSync(join(f.ca, 'certserial'), 'utf8'));
@@ -123,7 +139,7 @@ test('CA directory owned by another user: same message, exit 1, CA untouched', {
     `require('fs').accessSync(${JSON.stringify(LOCALCA_BIN)}, 4)`,
   ]);
   if (probe.status !== 0) return t.skip(`the checkout is not readable by uid ${NOBODY}`);
-  const { f, out } = setup('owned', 'c'); // statedir root:root 0750
+  const { f, out } = copyOf('owned', 'c'); // statedir root:root 0750
   const { c, ts } = bothFail(f, ekArgs(f, out), NOBODY);
   assert.match(ts.stderr, /^Need read\/write rights on statedir .* for user nobody\.\n$/);
   assert.equal(ts.stderr, c.stderr);
@@ -143,7 +159,7 @@ test('CA directory owned by another user: same message, exit 1, CA untouched', {
 });
 
 test('missing --ek: same message, exit 1, no certificate', { skip }, () => {
-  const { f, out } = setup('noek', 'ts');
+  const { f, out } = copyOf('noek', 'ts');
   rmCert(out);
   const args = ekArgs(f, out).filter((a, i, all) => a !== '--ek' && all[i - 1] !== '--ek');
   const { c, ts } = bothFail(f, args, undefined, false);
@@ -156,7 +172,7 @@ test('missing --ek: same message, exit 1, no certificate', { skip }, () => {
 });
 
 test('unwritable --dir: same message, exit 1', { skip }, () => {
-  const { f } = setup('nodir', 'ts');
+  const { f } = copyOf('nodir', 'ts');
   const missing = join(f.base, 'does-not-exist');
   const { c, ts } = bothFail(f, ekArgs(f, missing), undefined, false);
   assert.equal(
@@ -193,7 +209,7 @@ const increasing = (s: bigint[]) => s.every((v, i) => i === 0 || v === s[i - 1]!
 for (const creator of ['c', 'ts'] as const) {
   const other: Tool = creator === 'c' ? 'ts' : 'c';
   test(`CA created by ${creator}, used by both: serials keep increasing`, { skip }, () => {
-    const { f, out } = setup(`cross-${creator}`, creator);
+    const { f, out } = copyOf(`cross-${creator}`, creator);
     const serials = issue(f, out, [other, creator, other, creator]);
     assert.equal(serials[0], 3n); // 1 written at creation, 2 for the creating run
     assert.ok(increasing(serials), serials.join(','));
@@ -213,8 +229,7 @@ test(
   { skip },
   () => {
     const shape = (t: Tool) => {
-      const { f } = setup(`layout-${t}`, t);
-      const s = snapshot(f.ca);
+      const s = snapshot(pristine[t]!.ca);
       return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.split(' ')[0]]));
     };
     assert.deepEqual(shape('ts'), shape('c'));
@@ -222,7 +237,7 @@ test(
 );
 
 test('the serial is allocated under the flock of .lock.swtpm-localca', { skip }, async () => {
-  const { f, out } = setup('lock', 'c');
+  const { f, out } = copyOf('lock', 'c');
   const lock = join(f.ca, '.lock.swtpm-localca');
   // util-linux flock(1) takes the same BSD lock as swtpm_localca; it holds it until stdin closes.
   const holder = spawn('flock', ['-x', lock, 'sh', '-c', 'echo locked; cat >/dev/null'], {
