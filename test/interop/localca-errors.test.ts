@@ -258,3 +258,14 @@ test('the serial is allocated under the flock of .lock.swtpm-localca', { skip },
   assert.equal(serialOf(certDer(readFileSync(join(out, 'ek.cert')), true)), 101n);
   assert.equal(readFileSync(join(f.ca, 'certserial'), 'utf8'), '101');
 });
+
+test('command-line errors and help: same streams and exit codes', { skip }, () => {
+  for (const args of [['--help'], ['-h'], ['-?'], ['--type'], ['-x']]) {
+    const [c, ts] = (['c', 'ts'] as const).map((tool) => {
+      const r = runLocalca(tool, args);
+      const norm = (t: string) => t.replaceAll('tswtpm_localca', 'swtpm_localca');
+      return { status: r.status, stdout: norm(r.stdout), stderr: norm(r.stderr) };
+    });
+    assert.deepEqual(ts, c, args.join(' '));
+  }
+});

@@ -32,6 +32,8 @@ const OPTS: readonly OptDef[] = [
   { long: 'allow-signing', arg: false },
   { long: 'decryption', arg: false },
   { long: 'help', short: 'h', arg: false },
+  // `-?` is in swtpm_localca's optstring, where getopt's error value also lands: usage, exit 1.
+  { long: '\u0000?', short: '?', arg: false },
 ];
 
 /** swtpm_localca's logger: to the log file if given, else info on stdout, errors on stderr. */
@@ -69,7 +71,8 @@ function request(opts: Array<{ name: string; value: string | undefined }>): {
   req: LocalCaRequest;
   dir: string;
   logfile: string | undefined;
-  help: boolean;
+  /** true: `--help` (exit 0); false: `-?` (exit 1). */
+  help: boolean | undefined;
 } {
   const v: Record<string, string> = {};
   const flags = new Set<string>();
@@ -95,7 +98,8 @@ function request(opts: Array<{ name: string; value: string | undefined }>): {
     ...opt('configfile', 'configFile'),
     ...opt('optsfile', 'optsFile'),
   };
-  return { req, dir: v.dir ?? '.', logfile: v.logfile, help: flags.has('help') };
+  const help = flags.has('\u0000?') ? false : flags.has('help') ? true : undefined;
+  return { req, dir: v.dir ?? '.', logfile: v.logfile, help };
 }
 
 /** Writes the certificate as swtpm_cert does: O_TRUNC|O_NOFOLLOW, mode 0600. */
@@ -123,12 +127,15 @@ async function run(argv: string[], prog: string): Promise<number> {
     parsed = request(getopt(prog, argv, OPTS).opts);
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    process.stderr.write(`${e.message}\n${usage(prog)}`);
+    // glibc's message on stderr, the usage on stdout (swtpm_localca 0.7.1 crashes on an
+    // unknown long option instead; docs/compat.md).
+    process.stderr.write(`${e.message}\n`);
+    process.stdout.write(usage(prog));
     return 1;
   }
-  if (parsed.help) {
+  if (parsed.help !== undefined) {
     process.stdout.write(usage(prog));
-    return 0;
+    return parsed.help ? 0 : 1;
   }
   const log = logger(parsed.logfile);
   try {
