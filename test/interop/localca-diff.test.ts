@@ -152,3 +152,23 @@ for (const [keyName, key] of Object.entries(KEYS)) {
     }
   }
 }
+
+// swtpm_setup never passes them (§3.2), but swtpm_localca forwards --allow-signing and
+// --decryption to swtpm_cert for an EK: the keyUsage bits change (§5.3).
+for (const keyName of ['RSA-2048', 'P-384'] as const) {
+  for (const flags of [
+    ['--allow-signing'],
+    ['--allow-signing', '--decryption'],
+    ['--decryption'],
+  ]) {
+    test(`${keyName} TPM 2 ek ${flags.join(' ')}`, { skip }, async () => {
+      const args = ['--type', 'ek', '--ek', KEYS[keyName]!(), ...tpmArgs(true), ...flags];
+      const slug = `${keyName}_${flags.join('')}`.replace(/[^A-Za-z0-9]+/g, '_');
+      const c = make('c', slug, args, 'ek');
+      const ts = make('ts', slug, args, 'ek');
+      assert.deepEqual(asnTree(ts.bytes), asnTree(c.bytes));
+      assert.equal(extText(ts.bytes), extText(c.bytes));
+      await checkChain(ts.bytes, c.bytes, false);
+    });
+  }
+}

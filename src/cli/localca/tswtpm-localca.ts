@@ -8,7 +8,8 @@
 import { constants, closeSync, openSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { type LocalCaRequest, issueLocalCaCert } from '../../provision/certs/issue.js';
-import { LocalCaError, errno } from '../../provision/certs/localca.js';
+import { errorText } from '../../provision/certs/libc.js';
+import { LocalCaError } from '../../provision/certs/localca.js';
 import { type OptDef, getopt } from '../common/getopt.js';
 import { CliError } from '../common/subopts.js';
 import { usage } from './usage.js';
@@ -61,7 +62,7 @@ function logger(logfile: string | undefined): Logger {
         closeSync(fd);
       }
     } catch (e) {
-      process.stderr.write(`Error opening file ${logfile}: ${errno(e)}\n`);
+      process.stderr.write(`Error opening file ${logfile}: ${errorText(e)}\n`);
     }
   };
   return { info: (l) => append(`${l}\n`), error: (t) => append(`${t}\n`) };
@@ -112,7 +113,7 @@ function writeCert(path: string, bytes: Uint8Array): void {
       0o600,
     );
   } catch (e) {
-    throw new Error(`Could not open ${path} for writing the certificate: ${errno(e)}`);
+    throw new Error(`Could not open ${path} for writing the certificate: ${errorText(e)}`);
   }
   try {
     writeSync(fd, bytes);

@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createCa } from './ca-create.js';
 import { configLines, configValue } from './config.js';
-import { lockFile } from './flock.js';
+import { errorText, lockFile } from './libc.js';
 
 /** A message to show the user: the exact swtpm_localca text, without a newline. */
 export class LocalCaError extends Error {
@@ -56,28 +56,8 @@ function makeDir(dir: string, purpose: string, log: InfoLog): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o770 });
   } catch (e) {
-    const msg =
-      (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : errno(e);
-    throw new LocalCaError(`Could not create directory for '${purpose}': ${msg}`);
+    throw new LocalCaError(`Could not create directory for '${purpose}': ${errorText(e)}`);
   }
-}
-
-const ERRTEXT: Readonly<Record<string, string>> = {
-  EACCES: 'Permission denied',
-  ENOENT: 'No such file or directory',
-  ENOTDIR: 'Not a directory',
-  EROFS: 'Read-only file system',
-  EEXIST: 'File exists',
-  ENOSPC: 'No space left on device',
-  EPERM: 'Operation not permitted',
-  ELOOP: 'Too many levels of symbolic links',
-  EISDIR: 'Is a directory',
-};
-
-/** glibc's strerror text for a Node fs error. */
-export function errno(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  return (code !== undefined ? ERRTEXT[code] : undefined) ?? (e as Error).message;
 }
 
 /** Reads the config file (§4.2) and prepares the directories and lock file (§4.4 steps 2-5). */

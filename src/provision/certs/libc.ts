@@ -1,10 +1,12 @@
 /**
- * flock(2) through koffi, so that tswtpm_localca and swtpm_localca exclude each other on
- * `<statedir>/.lock.swtpm-localca` (an exclusive BSD lock, as swtpm_localca takes it).
- * The lock is polled with LOCK_NB so the event loop never blocks.
+ * libc through koffi: flock(2), so that tswtpm_localca and swtpm_localca exclude each other
+ * on `<statedir>/.lock.swtpm-localca` (an exclusive BSD lock, as swtpm_localca takes it;
+ * polled with LOCK_NB so the event loop never blocks), and strerror(3), so messages carry
+ * glibc's texts as swtpm_localca's do.
  */
 import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 import type koffiModule from 'koffi';
 
 const LOCK_EX = 2;
@@ -17,6 +19,7 @@ type FlockFn = (fd: number, op: number) => number;
 interface Libc {
   flock: FlockFn;
   errno: () => number;
+  strerror: (errno: number) => string;
 }
 
 function libc(): Libc {
@@ -26,7 +29,18 @@ function libc(): Libc {
   return {
     flock: c.func('int flock(int, int)') as unknown as FlockFn,
     errno: () => koffi.decode(loc(), 'int') as number,
+    strerror: c.func('const char *strerror(int)') as unknown as (errno: number) => string,
   };
+}
+
+const ERRNO = constants.errno as Readonly<Record<string, number>>;
+
+/** glibc's strerror() text of a Node fs error (by its `code`), else its message. */
+export function errorText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const n = code === undefined ? undefined : ERRNO[code];
+  if (n !== undefined) return libc().strerror(n);
+  return e instanceof Error ? e.message : String(e);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
