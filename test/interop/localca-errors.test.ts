@@ -8,6 +8,7 @@ import {
   type CaFiles,
   LOCALCA_BIN,
   type Tool,
+  asnTree,
   caFiles,
   certDer,
   haveSwtpmLocalca,
@@ -267,5 +268,37 @@ test('command-line errors and help: same streams and exit codes', { skip }, () =
       return { status: r.status, stdout: norm(r.stdout), stderr: norm(r.stderr) };
     });
     assert.deepEqual(ts, c, args.join(' '));
+  }
+});
+
+test('odd plug-in arguments behave as in swtpm_localca', { skip }, () => {
+  const { f, out } = copyOf('odd', 'c');
+  const withType = (type: string[], extra: string[] = []) =>
+    ekArgs(f, out, extra).flatMap((a, i, all) =>
+      a === '--type' ? type : all[i - 1] === '--type' ? [] : [a],
+    );
+  for (const args of [
+    withType([]), // no --type: "platform" in the message, no spec parameters
+    withType(['--type', 'EK']),
+    withType(['--type', 'ek'], ['--tpm-spec-level', '-1']),
+  ]) {
+    const { c, ts } = bothFail(f, args, undefined, false);
+    assert.equal(ts.stderr, c.stderr, args.join(' '));
+    assert.equal(ts.stdout, c.stdout);
+  }
+  // strtol(…, 0): `12abc` is 12, `0x10` is 16, `abc` is 0.
+  for (const [level, rev] of [
+    ['12abc', '0x10'],
+    ['abc', '010'],
+  ]) {
+    const trees = (['c', 'ts'] as const).map((tool) => {
+      const r = runLocalca(
+        tool,
+        ekArgs(f, out, ['--tpm-spec-level', level!, '--tpm-spec-revision', rev!]),
+      );
+      assert.equal(r.status, 0, r.stderr);
+      return asnTree(readFileSync(join(out, 'ek.cert')));
+    });
+    assert.deepEqual(trees[1], trees[0]);
   }
 });

@@ -141,7 +141,7 @@ async function run(argv: string[], prog: string): Promise<number> {
   const log = logger(parsed.logfile);
   try {
     const cert = await issueLocalCaCert(parsed.req, process.env, log.info);
-    const file = join(parsed.dir, cert.what === 'platform' ? 'platform.cert' : 'ek.cert');
+    const file = join(parsed.dir, cert.file);
     try {
       writeCert(file, cert.bytes);
     } catch (e) {

@@ -24,7 +24,7 @@ import type { PlatformAttrs } from './tcg-asn.js';
 
 /** What swtpm_localca receives on its command line (§4.1). */
 export interface LocalCaRequest {
-  /** `--type`; anything but `platform` makes an EK certificate. */
+  /** `--type`: `ek` or `platform` (anything else fails as in swtpm_localca). */
   readonly type: string;
   readonly ekParam: string;
   readonly vmid?: string;
@@ -49,6 +49,8 @@ export interface IssuedCert {
   readonly serial: bigint;
   /** `EK` or `platform`, as swtpm_localca's messages name it. */
   readonly what: 'EK' | 'platform';
+  /** The plug-in's output file name in `--dir`. */
+  readonly file: 'ek.cert' | 'platform.cert';
 }
 
 /** `<user config dir>/<name>` if readable, else `/etc/<name>` (each file on its own). */
@@ -85,17 +87,20 @@ function certOptions(words: readonly string[], file: string): Partial<Record<str
   return out;
 }
 
-/** swtpm_cert's strtol(…, 0) for the spec level and revision (non-negative). */
-function specInt(v: string, what: string): number {
-  const t = v.trim();
-  const n = /^0x[0-9a-f]+$/i.test(t)
-    ? Number.parseInt(t, 16)
-    : /^0[0-7]*$/.test(t)
-      ? Number.parseInt(t, 8)
-      : /^\d+$/.test(t)
-        ? Number(t)
-        : Number.NaN;
-  if (!Number.isSafeInteger(n)) throw new Error(`${what} must be a positive integer`);
+/**
+ * swtpm_cert's strtol(v, NULL, 0) for the spec level and revision: leading whitespace, a
+ * sign, `0x` hex or `0` octal or decimal, up to the first other character; no digits → 0.
+ * Only a negative value is refused.
+ */
+export function specInt(v: string, what: string): number {
+  const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)?/.exec(v)!;
+  const digits = m[2] ?? '0';
+  const n = /^0[xX]/.test(digits)
+    ? Number.parseInt(digits.slice(2), 16)
+    : digits.startsWith('0')
+      ? Number.parseInt(digits, 8)
+      : Number(digits);
+  if (m[1] === '-' && n !== 0) throw new Error(`${what} must pass a positive number.`);
   return n;
 }
 
@@ -135,10 +140,13 @@ async function build(
     pm !== undefined && pmo !== undefined && pv !== undefined
       ? { manufacturer: pm, model: pmo, version: pv }
       : undefined;
-  const isEk = r.type !== 'platform';
+  // swtpm_localca forwards the spec and the key-usage flags for `--type ek` only, and asks
+  // swtpm_cert for a platform certificate for `platform` only: any other type (none, `EK`)
+  // becomes an EK certificate without spec parameters, which swtpm_cert refuses.
+  const isEk = r.type === 'ek';
   const s = isEk ? spec(r) : undefined;
   const der = await buildCertificate({
-    type: isEk ? 'ek' : 'platform',
+    type: r.type === 'platform' ? 'platform' : 'ek',
     tpm2: r.tpm2,
     ek: ekPublicKey(r.ekParam),
     tpm: { manufacturer: m, model: mo, version: v },
@@ -177,11 +185,13 @@ export async function issueLocalCaCert(
   }
   const cfg = openLocalCa(configFile, env, log);
   await ensureCa(cfg, env, log);
-  const what = r.type === 'platform' ? 'platform' : 'EK';
+  // swtpm_localca names anything but `ek` "platform" in its messages (observed with no --type).
+  const what = r.type === 'ek' ? 'EK' : 'platform';
+  const file = r.type === 'platform' ? 'platform.cert' : 'ek.cert';
   // The serial is taken before the certificate is made: a failure consumes it (§4.4 step 9).
   const serial = await nextSerial(cfg);
   try {
-    return { bytes: await build(r, cfg, words, optsFile, serial), serial, what };
+    return { bytes: await build(r, cfg, words, optsFile, serial), serial, what, file };
   } catch (e) {
     if (e instanceof LocalCaError) throw e;
     throw new LocalCaError(
