@@ -286,6 +286,15 @@ test('odd plug-in arguments behave as in swtpm_localca', { skip }, () => {
     assert.equal(ts.stderr, c.stderr, args.join(' '));
     assert.equal(ts.stdout, c.stdout);
   }
+  // --vmid: `+` and `,` become `_`, then GnuTLS's DN rules (spaces, escapes, string types).
+  for (const vmid of ['  both  ', '\\ x', 'a+b,c\\+d Müller', 'x=y', 'tab\tx', 'trail\\']) {
+    const trees = (['c', 'ts'] as const).map((tool) => {
+      const r = runLocalca(tool, ekArgs(f, out, ['--vmid', vmid]));
+      assert.equal(r.status, 0, r.stderr);
+      return asnTree(readFileSync(join(out, 'ek.cert')));
+    });
+    assert.deepEqual(trees[1], trees[0], vmid);
+  }
   // strtol(…, 0): `12abc` is 12, `0x10` is 16, `abc` is 0.
   for (const [level, rev] of [
     ['12abc', '0x10'],

@@ -43,7 +43,22 @@ function splitUnescaped(s: string, sep: string): string[] {
   return out;
 }
 
-const unescapeDn = (s: string) => s.replace(/\\(.)/g, '$1');
+/**
+ * An attribute value: unescaped leading and trailing spaces dropped (GnuTLS, observed:
+ * `CN=  both  ` → `both`, `CN=\ x` → ` x`), then `\c` → `c`.
+ */
+function attrValue(raw: string): string {
+  const chars: Array<{ c: string; esc: boolean }> = [];
+  for (let i = 0; i < raw.length; i++) {
+    const esc = raw[i] === '\\' && i + 1 < raw.length;
+    if (esc) i++;
+    chars.push({ c: raw[i]!, esc });
+  }
+  const plainSpace = (x: { c: string; esc: boolean } | undefined) => x?.c === ' ' && !x.esc;
+  while (plainSpace(chars[0])) chars.shift();
+  while (plainSpace(chars[chars.length - 1])) chars.pop();
+  return chars.map((x) => x.c).join('');
+}
 
 /**
  * Parses a DN string into an X.500 Name the way swtpm_cert encodes it.
@@ -58,7 +73,7 @@ export function subjectName(dn: string): Name {
     const key = part.slice(0, eq).trim().toUpperCase();
     const type = ATTR_OIDS[key] ?? (/^\d+(\.\d+)+$/.test(key) ? key : undefined);
     if (type === undefined) throw new Error(`Unknown attribute '${key}' in subject '${dn}'`);
-    const v = unescapeDn(part.slice(eq + 1));
+    const v = attrValue(part.slice(eq + 1));
     const value = new AttributeValue(
       PRINTABLE.test(v) ? { printableString: v } : { utf8String: v },
     );
