@@ -286,6 +286,20 @@ test('odd plug-in arguments behave as in swtpm_localca', { skip }, () => {
     assert.equal(ts.stderr, c.stderr, args.join(' '));
     assert.equal(ts.stdout, c.stdout);
   }
+  // Bad --ek forms: swtpm_cert's texts (odd length, illegal digit, empty, unknown curve).
+  const withEk = (ek: string) =>
+    ekArgs(f, out).map((a, i, all) => (all[i - 1] === '--ek' ? ek : a));
+  for (const ek of [
+    'abc',
+    '0g',
+    '',
+    'x=,y=',
+    'x=abc,y=01,id=secp384r1',
+    'x=0102,y=0304,id=secp999',
+  ]) {
+    const { c, ts } = bothFail(f, withEk(ek), undefined, false);
+    assert.equal(ts.stderr, c.stderr, `--ek ${ek}`);
+  }
   // --vmid: `+` and `,` become `_`, then GnuTLS's DN rules (spaces, escapes, string types).
   for (const vmid of ['  both  ', '\\ x', 'a+b,c\\+d Müller', 'x=y', 'tab\tx', 'trail\\']) {
     const trees = (['c', 'ts'] as const).map((tool) => {

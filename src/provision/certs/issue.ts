@@ -19,7 +19,7 @@ import {
   openLocalCa,
 } from './localca.js';
 import { type CaSigner, type TpmSpec, buildCertificate, withTpm12Header } from './profile.js';
-import { ekPublicKey } from './pubkey.js';
+import { EkParamError, ekPublicKey } from './pubkey.js';
 import type { PlatformAttrs } from './tcg-asn.js';
 
 /** What swtpm_localca receives on its command line (§4.1). */
@@ -194,8 +194,8 @@ export async function issueLocalCaCert(
     return { bytes: await build(r, cfg, words, optsFile, serial), serial, what, file };
   } catch (e) {
     if (e instanceof LocalCaError) throw e;
-    throw new LocalCaError(
-      `Could not create ${what} certificate locally\n${(e as Error).message}\n`,
-    );
+    // swtpm_localca prints swtpm_cert's stderr as it is, then a newline.
+    const stderr = e instanceof EkParamError ? e.stderr : `${(e as Error).message}\n`;
+    throw new LocalCaError(`Could not create ${what} certificate locally\n${stderr}`);
   }
 }
