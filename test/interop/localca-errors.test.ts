@@ -113,17 +113,42 @@ test('corrupt config file: same message, exit 1, CA untouched', { skip }, () => 
 
 test('corrupt signing key: EK certificate not created, exit 1, keys untouched', { skip }, () => {
   const { f, out } = copyOf('badkey', 'c');
-  writeFileSync(join(f.ca, 'signkey.pem'), '-----BEGIN RSA PRIVATE KEY-----\nAAAA\n');
+  writeFileSync(join(f.ca, 'signkey.pem'), 'not a key\n');
   rmCert(out);
   const serial = () => Number(readFileSync(join(f.ca, 'certserial'), 'utf8'));
   const s0 = serial();
   const { c, ts } = bothFail(f, ekArgs(f, out), undefined, false);
   // Both take a serial before making the certificate (§4.4 step 9).
   assert.equal(serial(), s0 + 2);
-  assert.equal(ts.stderr.split('\n')[0], 'Could not create EK certificate locally');
-  assert.equal(c.stderr.split('\n')[0], 'Could not create EK certificate locally');
+  assert.equal(
+    ts.stderr,
+    'Could not create EK certificate locally\nCould not import signing key : The requested data were not available.\n\n',
+  );
+  assert.equal(ts.stderr, c.stderr);
   assert.ok(!existsSync(join(out, 'ek.cert')));
 });
+
+test(
+  'wrong or missing signing-key password: same message, exit 1, keys untouched',
+  { skip },
+  () => {
+    const env = { SWTPM_ROOTCA_PASSWORD: 'root pw' };
+    const { f, out } = setup('pw-wrong', 'ts', 'signingkey_password = s3cret\n', env);
+    const conf = readFileSync(f.conf, 'utf8');
+    for (const [edit, reason] of [
+      ['signingkey_password = wrong', 'Decryption has failed.'],
+      ['', 'The requested data were not available.'],
+    ] as const) {
+      writeFileSync(f.conf, conf.replace('signingkey_password = s3cret', edit));
+      const { c, ts } = bothFail(f, ekArgs(f, out), undefined, false);
+      assert.equal(
+        ts.stderr,
+        `Could not create EK certificate locally\nCould not import signing key : ${reason}\n\n`,
+      );
+      assert.equal(ts.stderr, c.stderr);
+    }
+  },
+);
 
 function rmCert(out: string): void {
   spawnSync('rm', ['-f', join(out, 'ek.cert'), join(out, 'platform.cert')]);

@@ -4,7 +4,7 @@
  * swtpm_cert make (§4.7), built in process.
  */
 import 'reflect-metadata';
-import { createPrivateKey } from 'node:crypto';
+import { type KeyObject, createPrivateKey } from 'node:crypto';
 import { constants, accessSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
@@ -114,12 +114,33 @@ function spec(r: LocalCaRequest): TpmSpec | undefined {
   };
 }
 
+/** GnuTLS's texts (as swtpm_cert prints them) for the usual reasons a key does not load. */
+function keyImportReason(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  if (/bad decrypt/.test(m)) return 'Decryption has failed.';
+  if (/interrupted or cancelled|passphrase|DECODER routines|unsupported/i.test(m))
+    return 'The requested data were not available.';
+  return m;
+}
+
 function loadSigner(cfg: LocalCaConfig): CaSigner {
-  const pem = readFileSync(cfg.signingkey, 'utf8');
-  const key = createPrivateKey(
-    cfg.signingkeyPassword !== undefined ? { key: pem, passphrase: cfg.signingkeyPassword } : pem,
-  );
-  return { key, cert: new x509.X509Certificate(readFileSync(cfg.issuercert, 'utf8')) };
+  let key: KeyObject;
+  try {
+    const pem = readFileSync(cfg.signingkey, 'utf8');
+    const pw = cfg.signingkeyPassword;
+    key = createPrivateKey(pw !== undefined ? { key: pem, passphrase: pw } : pem);
+  } catch (e) {
+    throw new Error(`Could not import signing key : ${keyImportReason(e)}`);
+  }
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(readFileSync(cfg.issuercert, 'utf8'));
+  } catch (e) {
+    throw new Error(
+      `Could not import issuer certificate ${cfg.issuercert}: ${(e as Error).message}`,
+    );
+  }
+  return { key, cert };
 }
 
 async function build(
