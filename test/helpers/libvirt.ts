@@ -9,10 +9,12 @@
 import { execFile, spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  cpSync,
   existsSync,
   mkdirSync,
   readFileSync,
   readdirSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +39,8 @@ const PRIVATE_DIRS = {
   log: '/var/log/libvirt',
   swlog: '/var/log/swtpm',
   cache: '/var/cache/libvirt',
+  // swtpm_localca's default CA (root's swtpm-localca.conf): never the host's own.
+  localca: '/var/lib/swtpm-localca',
 } as const;
 
 /** C swtpm's files that a tswtpm-only host must never touch (spec/provisioning.md). */
@@ -70,6 +74,11 @@ export interface HostOptions {
   readonly pathFirst?: string;
   /** Files covered by the failing marker script (programs and config files). */
   readonly mask?: readonly string[];
+  /**
+   * /etc files that do not exist for libvirtd (a host that never had C swtpm): /etc is a
+   * private copy without them.
+   */
+  readonly hide?: readonly string[];
   /** Extra environment of libvirtd (inherited by swtpm_setup and swtpm). */
   readonly env?: Readonly<Record<string, string>>;
 }
@@ -122,11 +131,18 @@ export class LibvirtHost {
       `#!/bin/sh\necho "$0 $*" >>'${h.marker}'\necho "C swtpm's $0 is masked in this test" >&2\nexit 1\n`,
     );
     chmodSync(fail, 0o755);
-    const binds: Array<[string, string]> = [
+    const binds: Array<[string, string]> = [];
+    if ((opts.hide ?? []).length > 0) {
+      const etc = join(base, 'etc-copy');
+      cpSync('/etc', etc, { recursive: true, verbatimSymlinks: true });
+      for (const f of opts.hide ?? []) rmSync(join(etc, f.slice('/etc/'.length)), { force: true });
+      binds.push([etc, '/etc']);
+    }
+    binds.push(
       ...Object.entries(PRIVATE_DIRS).map(([k, sys]): [string, string] => [join(base, k), sys]),
       [join(base, 'passwd'), '/etc/passwd'],
       [join(base, 'group'), '/etc/group'],
-    ];
+    );
     // What is not installed cannot be reached anyway (and cannot be a mount point).
     for (const m of (opts.mask ?? []).filter((f) => existsSync(f))) {
       // A config file read instead of ours names the failing script as its tool.

@@ -90,7 +90,11 @@ const missingBins = ['tswtpm_setup', 'tswtpm_localca'].filter(
 const nodeDir = dirname(process.execPath);
 
 const VARIANTS: readonly Variant[] = [
-  { name: 'c', skip: false, host: () => ({}) },
+  {
+    name: 'c',
+    skip: false,
+    host: (base) => ({ env: setupConfig(base, '/usr/bin/swtpm_localca', join(base, 'localca')) }),
+  },
   {
     name: 'socket',
     skip: false,
@@ -116,10 +120,14 @@ const VARIANTS: readonly Variant[] = [
       missingBins.length > 0
         ? `bin/${missingBins.join('.js and bin/')}.js not in this checkout yet (issue 13: the setup and certs branches bring them)`
         : false,
-    host: (base) => ({
+    // A host that never had C swtpm: no swtpm_setup.conf or swtpm-localca.* anywhere, so
+    // tswtpm_setup falls back to tswtpm_localca with swtpm's shipped defaults (a CA in
+    // /var/lib/swtpm-localca, private to this libvirtd); C programs are masked.
+    host: () => ({
       pathFirst: `${NAMES}:${nodeDir}`,
-      mask: [...C_SWTPM_PROGRAMS, ...C_SWTPM_CONFIGS],
-      env: setupConfig(base, 'swtpm_localca', join(base, 'localca')),
+      mask: C_SWTPM_PROGRAMS,
+      hide: C_SWTPM_CONFIGS,
+      env: { HOME: '/nonexistent' },
     }),
   },
 ];
@@ -274,6 +282,16 @@ async function runHost(
         }),
     ]);
     laps.lap('VMs');
+    if ((opts.hide ?? []).length > 0) {
+      // No swtpm config anywhere: the certificates came from tswtpm_localca's fallback CA.
+      const log = readFileSync(
+        h.host(`/var/log/swtpm/libvirt/qemu/${PLAIN.name}-swtpm.log`),
+        'utf8',
+      );
+      assert.match(log, /not found; certificates will be made by tswtpm_localca/);
+      assert.match(log, /Successfully created EK certificate locally/);
+      assert.ok(existsSync(h.host('/var/lib/swtpm-localca/issuercert.pem')), 'fallback CA made');
+    }
 
     // undefine --tpm removes /var/lib/libvirt/swtpm/<uuid>.
     for (const d of enc ? [PLAIN, ENC] : [PLAIN]) {
