@@ -48,7 +48,11 @@ export type SeccompInstaller = () => Promise<void>;
  * runs. Also installs the test hook when its environment variable is set.
  */
 export function prepareSeccomp(cfg: Config): SeccompInstaller {
-  const action = seccompAction(cfg.seccomp);
+  return seccompInstaller(seccompAction(cfg.seccomp));
+}
+
+/** {@link prepareSeccomp} for an action already parsed (`tswtpm host`). */
+export function seccompInstaller(action: SeccompAction): SeccompInstaller {
   if (action === 'none') return async () => void installTestHook();
   let lib: ReturnType<typeof loadLibseccomp>;
   try {
