@@ -95,7 +95,7 @@ export async function enterChroot(cfg: Config, dir: string): Promise<void> {
 
 /**
  * After a chroot, a module that is not loaded yet cannot be, and a CommonJS
- * `require('koffi')` from a directory that has not resolved it before fails (Node
+ * `require()` of koffi's native module from a directory that has not resolved it before fails (Node
  * caches one resolution per requiring directory, only for the first load). So every
  * module and every lazily bound native library of the server is loaded here.
  */
