@@ -51,18 +51,26 @@ const WHAT: Record<(typeof STEPS)[number] | 'response', string> = {
 };
 
 interface Sample {
+  /** ms since spawn, per step */
   readonly steps: Map<string, number>;
+  /** CPU ms of the process so far, per step */
+  readonly cpu: Map<string, number>;
   readonly response: number;
 }
 
-function parseSteps(stderr: string, spawnedAt: number): Map<string, number> {
+type Line = (StartupMessage | { step: 'node'; at: number }) & { cpu: number };
+
+function parseSample(stderr: string, spawnedAt: number, response: number): Sample {
   const steps = new Map<string, number>();
+  const cpu = new Map<string, number>();
   for (const l of stderr.split('\n')) {
     if (!l.startsWith(PREFIX)) continue;
-    const m = JSON.parse(l.slice(PREFIX.length)) as StartupMessage | { step: 'node'; at: number };
-    if (!steps.has(m.step)) steps.set(m.step, m.at - spawnedAt);
+    const m = JSON.parse(l.slice(PREFIX.length)) as Line;
+    if (steps.has(m.step)) continue;
+    steps.set(m.step, m.at - spawnedAt);
+    cpu.set(m.step, m.cpu);
   }
-  return steps;
+  return { steps, cpu, response };
 }
 
 const fmt = (xs: readonly number[]) => {
@@ -95,7 +103,7 @@ async function main(): Promise<void> {
     await s.stop();
     if (!timed) return;
     ms[k]!.push(s.startMs);
-    if (marked) samples.push({ steps: parseSteps(s.stderr(), s.spawnedAt), response: s.startMs });
+    if (marked) samples.push(parseSample(s.stderr(), s.spawnedAt, s.startMs));
   };
   for (const k of kinds) await once(k, false); // warm-up: page cache
   for (let r = 0; r < reps; r++) {
@@ -115,15 +123,19 @@ async function main(): Promise<void> {
     const s = median(ms.swtpm!);
     console.log(`| swtpm 0.7.1 | ${fmt(ms.swtpm!)} | (tswtpm / swtpm = ${(t / s).toFixed(2)}) |`);
   }
-  console.log('\n| step (traced run) | since spawn | since the step before |');
-  console.log('| --- | --- | --- |');
-  let prev: number[] | undefined;
+  console.log('\n| step (traced run) | since spawn | since the step before | CPU ms in the step |');
+  console.log('| --- | --- | --- | --- |');
+  let prev: { at: number[]; cpu: number[] } | undefined;
   for (const step of [...STEPS, 'response' as const]) {
     const at = samples.map((x) => (step === 'response' ? x.response : x.steps.get(step)));
     if (at.some((x) => x === undefined)) continue;
-    const cur = at as number[];
-    const delta = prev === undefined ? [] : cur.map((x, i) => x - prev![i]!);
-    console.log(`| ${WHAT[step]} | ${fmt(cur)} | ${fmt(delta)} |`);
+    const cur = { at: at as number[], cpu: samples.map((x) => x.cpu.get(step) ?? Number.NaN) };
+    const delta = prev === undefined ? [] : cur.at.map((x, i) => x - prev!.at[i]!);
+    const cpu =
+      prev === undefined
+        ? cur.cpu
+        : cur.cpu.map((x, i) => x - prev!.cpu[i]!).filter((x) => !Number.isNaN(x));
+    console.log(`| ${WHAT[step]} | ${fmt(cur.at)} | ${fmt(delta)} | ${fmt(cpu)} |`);
     prev = cur;
   }
   console.log(`\n(${STARTUP_CHANNEL} steps; the preload itself adds an ES module to the start)`);
