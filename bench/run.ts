@@ -64,7 +64,7 @@ export interface BenchResult {
 function bundleFresh(): boolean {
   const mtime = (p: string) => statSync(new URL(`../../dist/${p}`, import.meta.url)).mtimeMs;
   try {
-    return mtime('src/cli/server/tswtpm.bundle.js') >= mtime('.tsbuildinfo');
+    return mtime('src/cli/server/tswtpm.bundle.cjs') >= mtime('.tsbuildinfo');
   } catch {
     return false;
   }

@@ -61,6 +61,8 @@ export interface ServerOptions {
   readonly transport: 'tcp' | 'unix';
   /** `--flags` (default not-need-init,startup-clear). */
   readonly flags?: string;
+  /** Node options before bin/tswtpm.js (tswtpm only), e.g. `--import` of a preload. */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface Server {
@@ -71,6 +73,8 @@ export interface Server {
   readonly proc: ChildProcess;
   /** ms from spawn() to the first answered GetRandom (1 ms connect polling). */
   readonly startMs: number;
+  /** When spawn() was called: ms since the Unix epoch, fractional. */
+  readonly spawnedAt: number;
   /** A persistent data connection (the readiness probe's); cases may close and replace it. */
   conn: RawConn;
   stderr(): string;
@@ -96,7 +100,9 @@ export function serverArgv(o: ServerOptions, data: Addr, ctrl: Addr): [string, s
   if (o.program === 'echo') {
     return [process.execPath, [ECHO_BIN, '--server', chan(data), '--ctrl', chan(ctrl)]];
   }
-  return o.program === 'swtpm' ? ['swtpm', args] : [process.execPath, [TSWTPM_BIN, ...args]];
+  return o.program === 'swtpm'
+    ? ['swtpm', args]
+    : [process.execPath, [...(o.nodeArgs ?? []), TSWTPM_BIN, ...args]];
 }
 
 /** Free addresses for one server's data and control channels. */
@@ -116,6 +122,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
   const { data, ctrl } = await addresses(o.transport);
   const [file, argv] = serverArgv(o, data, ctrl);
   const t0 = performance.now();
+  const spawnedAt = performance.timeOrigin + t0;
   const proc = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr?.on('data', (d: Buffer) => {
@@ -142,6 +149,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     ctrl,
     proc,
     startMs,
+    spawnedAt,
     conn,
     stderr: () => err,
     async stop() {

@@ -93,7 +93,7 @@ export function startupRows(x: StartupSamples): Row[] {
       x.startMs.swtpm,
       {
         floor: x.startMs.node,
-        target: { kind: 'above-floor-max', limit: 40, text: '≤ node -e 0 + 40 ms' },
+        target: { kind: 'above-floor-max', limit: 25, text: '≤ node -e 0 + 25 ms' },
       },
     ),
     row('startup.rss', 'RSS after the first command', 'MiB', x.rssMiB.tswtpm, x.rssMiB.swtpm, {

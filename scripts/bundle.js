@@ -1,19 +1,33 @@
 #!/usr/bin/env node
-// Bundles the compiled CLI (dist/src/cli/server/tswtpm.js and what it imports) into one file,
-// dist/src/cli/server/tswtpm.bundle.js, which bin/tswtpm.js runs for `socket` and `chardev`
-// (and likewise dist/src/cli/localca/tswtpm-localca.bundle.js for bin/tswtpm_localca.js).
-// Node 20 loads each ES module separately (resolve, read, compile, link): for the 40-odd
-// modules of a server start that is about 20-30 ms and 4 MiB of RSS (docs/performance.md).
-// The bundle sits next to the modules it replaces, so import.meta.url paths (package.json,
-// koffi through createRequire, ./cuse.js) resolve the same. koffi stays external.
-// Without esbuild (tsc-only builds) this does nothing and bin/tswtpm.js loads the modules.
+// Bundles the compiled CLI (dist/src/cli/server/tswtpm.js and what it imports) into one
+// CommonJS file, dist/src/cli/server/tswtpm.bundle.cjs, which bin/tswtpm.js require()s
+// for `socket` and `chardev` (and dist/src/cli/localca/tswtpm-localca.bundle.js, an ES
+// module, for bin/tswtpm_localca.js). Node 20 loads each ES module separately (resolve,
+// read, compile, link): for the 40-odd modules of a server start that was 20-30 ms and
+// 4 MiB of RSS. One ES module file was still slow: import() of the 270 KB ESM server
+// bundle cost about 3 times the CPU of require() of the same code as CommonJS
+// (docs/performance.md, "Start-up"), so the server's bundle is CommonJS.
+// A bundle sits next to the modules it replaces, so import.meta.url paths (package.json,
+// koffi through createRequire, ./cuse.js) resolve the same (in the CommonJS bundle,
+// import.meta.url becomes the bundle's own file URL). koffi stays external.
+// Without esbuild (tsc-only builds) this does nothing and the bins load the modules.
 import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // tswtpm_localca is bundled too: swtpm_setup runs it once per certificate, and loading its
 // ~150 modules (@peculiar/x509, asn1js, tsyringe) was most of each run (0.5 s -> 0.3 s idle).
-const ENTRIES = ['server/tswtpm', 'localca/tswtpm-localca'];
+const ENTRIES = [
+  { name: 'server/tswtpm', format: 'cjs', out: 'server/tswtpm.bundle.cjs' },
+  { name: 'localca/tswtpm-localca', format: 'esm', out: 'localca/tswtpm-localca.bundle.js' },
+];
 const url = (p) => fileURLToPath(new URL(`../dist/src/cli/${p}`, import.meta.url));
+/** import.meta.url in a CommonJS bundle: the bundle's own file URL. */
+const CJS_META_URL = {
+  define: { 'import.meta.url': '__tswtpm_bundle_url' },
+  banner: {
+    js: 'const __tswtpm_bundle_url = require("node:url").pathToFileURL(__filename).href;',
+  },
+};
 
 let esbuild;
 try {
@@ -23,16 +37,17 @@ try {
   process.exit(0);
 }
 for (const e of ENTRIES) {
-  const entry = url(`${e}.js`);
+  const entry = url(`${e.name}.js`);
   statSync(entry); // run after tsc
   await esbuild.build({
     entryPoints: [entry],
-    outfile: url(`${e}.bundle.js`),
+    outfile: url(e.out),
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format: e.format,
     target: 'node20',
     external: ['koffi'],
+    ...(e.format === 'cjs' ? CJS_META_URL : {}),
     sourcemap: true,
     logLevel: 'warning',
   });

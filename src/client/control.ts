@@ -2,9 +2,6 @@ import { CAP_NAMES } from '../protocol/ctrl/client-codec.js';
 import {
   type CtrlRequest,
   type CtrlResponse,
-  PTM_BLOB_TYPE_PERMANENT,
-  PTM_BLOB_TYPE_SAVESTATE,
-  PTM_BLOB_TYPE_VOLATILE,
   PTM_CONFIG_FLAG_FILE_KEY,
   PTM_CONFIG_FLAG_MIGRATION_KEY,
   PTM_HASH_DATA_SIZE,
@@ -12,78 +9,33 @@ import {
   PTM_STATE_FLAG_ENCRYPTED,
 } from '../protocol/ctrl/index.js';
 import { TPM_RETRY } from '../protocol/tpm/results.js';
-import { CuseDevice, type DeviceAddress, beforeDeadline, deviceRequest } from './device.js';
+import {
+  type BlobType,
+  type BufferSizes,
+  type CallOptions,
+  type Capabilities,
+  type Config,
+  type ControlAddress,
+  type ControlClientOptions,
+  type StateBlob,
+  blobType,
+} from './control-types.js';
+import { CuseDevice, beforeDeadline, deviceRequest } from './device.js';
 import { TpmConnectionError, TpmError } from './errors.js';
 import { DeadlineError, closedBeforeAnswer, exchange, withDeadline } from './exchange.js';
 import { type Wire, describe, openWire } from './wire.js';
 
-/**
- * `{ host, port }` (host defaults to 127.0.0.1), `{ path }` of a Unix socket, or
- * `{ device }`: a CUSE TPM's character device, driven with PTM_* ioctls.
- */
-export type ControlAddress =
-  | { readonly host?: string; readonly port: number }
-  | { readonly path: string }
-  | DeviceAddress;
-
-export interface ControlClientOptions {
-  /** Per-call limit for connect + request + response, ms. Default 20000 (swtpm_ioctl's poll). */
-  readonly timeoutMs?: number;
-  /**
-   * Keep one connection for all calls (as QEMU does) instead of one connection per
-   * call (as swtpm_ioctl and tcti-swtpm do). swtpm serves one control client at a
-   * time, so a persistent client blocks every other one until close(). For a device
-   * path: keep the device open (a CUSE TPM has one opener at a time).
-   */
-  readonly persistent?: boolean;
-}
-
-export interface CallOptions {
-  readonly timeoutMs?: number;
-}
-
-export type BlobType = 'permanent' | 'volatile' | 'savestate' | number;
-
-export type CapabilityName = (typeof CAP_NAMES)[number]['name'];
-
-export interface Capabilities {
-  /** The PTM_CAP_* bit mask (0xffff for Debian's swtpm 0.7.1, TPM 2). */
-  readonly mask: number;
-  /** Each PTM_CAP_* bit by name without the prefix: `flags.SET_DATAFD`, `flags.HASHING`, … */
-  readonly flags: Readonly<Record<string, boolean>>;
-}
-
-export interface StateBlob {
-  readonly data: Uint8Array;
-  /** The blob is still encrypted with the state-file key (PTM_STATE_FLAG_ENCRYPTED). */
-  readonly encrypted: boolean;
-  readonly stateFlags: number;
-}
-
-export interface BufferSizes {
-  readonly bufferSize: number;
-  readonly minSize: number;
-  readonly maxSize: number;
-}
-
-export interface Config {
-  readonly flags: number;
-  readonly fileKey: boolean;
-  readonly migrationKey: boolean;
-}
-
-const BLOB_TYPES: Readonly<Record<string, number>> = {
-  permanent: PTM_BLOB_TYPE_PERMANENT,
-  volatile: PTM_BLOB_TYPE_VOLATILE,
-  savestate: PTM_BLOB_TYPE_SAVESTATE,
-};
-
-function blobType(t: BlobType): number {
-  if (typeof t === 'number') return t;
-  const n = BLOB_TYPES[t];
-  if (n === undefined) throw new TypeError(`unknown state blob type '${String(t)}'`);
-  return n;
-}
+export type {
+  BlobType,
+  BufferSizes,
+  CallOptions,
+  Capabilities,
+  CapabilityName,
+  Config,
+  ControlAddress,
+  ControlClientOptions,
+  StateBlob,
+} from './control-types.js';
 
 /**
  * A client of swtpm's control channel (`--ctrl type=tcp|unixio`), for tswtpm and

@@ -13,9 +13,9 @@
  * - small integer out-parameters use `_Out_ T *` with a one-element JS array;
  * - a `const char *` callback argument arrives as a JS string.
  */
-import { createRequire } from 'node:module';
 import type koffiModule from 'koffi';
 import type { KoffiFunc, TypeObject } from 'koffi';
+import { requireKoffi } from './koffi.js';
 
 export type Koffi = typeof koffiModule;
 /** Native address as koffi 3 represents it; `null` is NULL. */
@@ -113,10 +113,8 @@ export interface Libtpms {
 let cached: Libtpms | undefined;
 let typesCache: LibtpmsTypes | undefined;
 
-/** koffi, required (not imported) so that it loads on first use only. */
-export function requireKoffi(): Koffi {
-  return createRequire(import.meta.url)('koffi') as Koffi;
-}
+/** koffi, required (not imported) so that it loads on first use only (koffi.ts). */
+export { requireKoffi };
 
 /**
  * Loads libtpms (RTLD_DEEPBIND, so its OpenSSL symbols bind to the system

@@ -8,8 +8,8 @@
  * that for the system OpenSSL that libtpms uses, which would otherwise read its
  * config file on first use, inside the chroot.
  */
-import { createRequire } from 'node:module';
 import type koffiModule from 'koffi';
+import { requireKoffi } from '../engine/koffi.js';
 
 type Koffi = typeof koffiModule;
 
@@ -49,7 +49,7 @@ export interface ChrootLibs {
  * libs.chrootTo('/var/lib/swtpm-chroot'); // needs CAP_SYS_CHROOT
  */
 export function loadChrootLibs(): ChrootLibs {
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const koffi = requireKoffi();
   const libc = koffi.load('libc.so.6');
   const chroot = libc.func('int chroot(const char *path)');
   const strerror = libc.func('const char *strerror(int errnum)');

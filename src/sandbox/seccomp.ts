@@ -13,8 +13,8 @@
  * (`SCMP_FLTATR_CTL_TSYNC`), and `kill` is `SCMP_ACT_KILL_PROCESS`: swtpm's
  * `SCMP_ACT_KILL` ends only the calling thread, which leaves a Node process hung.
  */
-import { createRequire } from 'node:module';
 import type koffiModule from 'koffi';
+import { requireKoffi } from '../engine/koffi.js';
 
 type Koffi = typeof koffiModule;
 
@@ -218,7 +218,7 @@ interface Libseccomp {
  * result (the CLI loads it before a chroot, when the library file is still reachable).
  */
 export function loadLibseccomp(): Libseccomp {
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const koffi = requireKoffi();
   const lib = koffi.load('libseccomp.so.2');
   const libc = koffi.load('libc.so.6');
   return {

@@ -1,6 +1,6 @@
 import { constants, closeSync, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type koffiModule from 'koffi';
+import { requireKoffi } from '../engine/koffi.js';
 import { StorageError, describeFsError } from './errors.js';
 
 type Koffi = typeof koffiModule;
@@ -12,7 +12,7 @@ let koffiLib: Koffi | undefined;
  * JS (platform detection included) in one process.
  */
 function koffi(): Koffi {
-  koffiLib ??= createRequire(import.meta.url)('koffi') as Koffi;
+  koffiLib ??= requireKoffi();
   return koffiLib;
 }
 

@@ -8,9 +8,9 @@
  * is one TPM command, and read() returns at most the pending response.
  */
 import { close, open, read, write } from 'node:fs';
-import { createRequire } from 'node:module';
 import { getSystemErrorName } from 'node:util';
 import type koffiModule from 'koffi';
+import { requireKoffi } from '../engine/koffi.js';
 
 type Koffi = typeof koffiModule;
 type IoctlFn = ((fd: number, req: number, arg: Buffer) => number) & {
@@ -21,7 +21,7 @@ let bound: { koffi: Koffi; ioctl: IoctlFn } | undefined;
 
 function lib() {
   if (bound) return bound;
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const koffi = requireKoffi();
   // ioctl is variadic; a fixed (int, unsigned long, void *) prototype passes the same
   // registers on x86_64 and aarch64. A Buffer argument is passed as its own memory, so
   // the kernel's copy-out lands in it.

@@ -9,9 +9,9 @@
  * Every wrapper returns the raw result and throws {@link SysError} when the call
  * fails, except EAGAIN/EWOULDBLOCK on the non-blocking I/O calls, which return -1.
  */
-import { createRequire } from 'node:module';
 import { getSystemErrorName } from 'node:util';
 import type koffiModule from 'koffi';
+import { requireKoffi } from '../engine/koffi.js';
 
 type Koffi = typeof koffiModule;
 type Fn = (...args: unknown[]) => number;
@@ -82,7 +82,7 @@ let bound: Bound | undefined;
 
 function lib(): Bound {
   if (bound) return bound;
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const koffi = requireKoffi();
   const c = koffi.load('libc.so.6');
   // ssize_t and size_t are `long`/`size_t` (64-bit on LP64); pointers travel as BigInt
   // or as a Buffer (koffi passes the Buffer's own memory, without copying).

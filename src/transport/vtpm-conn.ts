@@ -7,8 +7,8 @@
  * command is queued: one read() is one whole command, one write() one response.
  */
 import { closeSync, read, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type koffiModule from 'koffi';
+import { requireKoffi } from '../engine/koffi.js';
 import { type Conn, noop } from './conn.js';
 
 type Koffi = typeof koffiModule;
@@ -36,7 +36,7 @@ const POLL_MS = 200;
 const READ_SIZE = 4096;
 
 function bindPoll(): PollFn {
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const koffi = requireKoffi();
   const pollfd = koffi.struct({ fd: 'int', events: 'short', revents: 'short' });
   return koffi
     .load('libc.so.6')

@@ -5,10 +5,10 @@
  * whole response per write() (≤ 4096 bytes), with no framing or locality prefix.
  */
 import { closeSync, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import type koffiModule from 'koffi';
+import { requireKoffi } from '../engine/koffi.js';
 
 type Koffi = typeof koffiModule;
 
@@ -64,7 +64,7 @@ export function createVtpmProxy(tpm2: boolean, vtpmx = VTPMX_PATH): VtpmProxyDev
     throw new VtpmProxyError('open', Math.abs((err as NodeJS.ErrnoException).errno ?? 5));
   }
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    const koffi = requireKoffi();
     const libc = koffi.load('libc.so.6');
     // ioctl and fcntl are variadic; a fixed third argument passes the same registers on
     // x86_64 and aarch64. The Buffer is passed as its own memory: the kernel's copy-out

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 /** bin/tswtpm.js in the source tree (this file runs from dist/test/helpers). */
@@ -67,6 +68,10 @@ export class Proc {
     this.proc.stderr?.on('data', (d: Buffer) => {
       this.#err += d.toString();
     });
+    Proc.live.add(this);
+    this.proc.once('exit', () => Proc.live.delete(this));
+    // A failed spawn emits 'error' and no 'exit'.
+    this.proc.once('error', () => Proc.live.delete(this));
     // 'close' waits for stdout/stderr to drain, so the text is complete afterwards.
     this.exited = new Promise((r) =>
       this.proc.once('close', (code, signal) => r({ code, signal })),
@@ -115,10 +120,21 @@ export class Proc {
   }
 }
 
-/** SIGKILLs every process still running; use as `after(stopAll)` in each test file. */
+/**
+ * SIGKILLs every process still running. Every test file that imports this module runs
+ * it after its last test (registered below), so a server a test forgot to stop neither
+ * keeps the file's process waiting on its pipes nor outlives it; `after(stopAll)` in a
+ * file is harmless.
+ */
 export async function stopAll(): Promise<void> {
   await Promise.all([...Proc.live].map((p) => p.stop('SIGKILL')));
 }
+
+after(stopAll);
+// And if the file's process ends some other way (an uncaught error, process.exit).
+process.on('exit', () => {
+  for (const p of Proc.live) if (p.running) p.proc.kill('SIGKILL');
+});
 
 export interface RunResult extends Exit {
   readonly stdout: string;

@@ -2,8 +2,8 @@
 // BASE/host.sock, each with its own state and sockets; a QEMU-style vTPM takes its
 // data channel with CMD_SET_DATAFD; a restarted host serves the same vTPMs again.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -17,9 +17,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const work = tempDir();
 after(() => work.remove());
 
-async function startHost(dir: string) {
-  const proc = spawn(process.execPath, [TSWTPM_BIN, 'host', '--dir', dir], {
+async function startHost(dir: string, extra: readonly string[] = [], env?: NodeJS.ProcessEnv) {
+  const proc = spawn(process.execPath, [TSWTPM_BIN, 'host', '--dir', dir, ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let stderr = '';
   proc.stderr.on('data', (d: Buffer) => {
@@ -58,7 +59,7 @@ async function startHost(dir: string) {
     proc.kill('SIGTERM');
     return exited;
   };
-  return { ask, stop, stderr: () => stderr };
+  return { ask, stop, stderr: () => stderr, proc, exited };
 }
 
 async function ek(dataPath: string): Promise<string> {
@@ -130,5 +131,70 @@ test('tswtpm host: add, list, remove at run time; state kept; restart serves the
     assert.equal(await ek(join(base, 'a', 'tpm.sock')), ekA);
   } finally {
     assert.equal(await again.stop(), 0);
+  }
+});
+
+test("tswtpm host: each vTPM logs to its own file; errors name the vTPM, in its log and the host's", async () => {
+  const base = join(work.path, 'logs');
+  const hostLog = join(work.path, 'host-logs.log');
+  const host = await startHost(base, ['--log', `file=${hostLog},level=1`]);
+  try {
+    assert.equal(await host.ask('add a log-level=2'), 'ok');
+    assert.equal(await host.ask('add b qemu'), 'ok');
+    const t = new TpmClient({ path: join(base, 'a', 'tpm.sock') });
+    try {
+      assert.equal(rc(await t.transmit(tpm2.getRandom(8))), 0);
+    } finally {
+      await t.close();
+    }
+    // Level 2 dumps a's traffic into a's file: GetRandom's command code 0x17b.
+    const aLog = readFileSync(join(base, 'a', 'tswtpm.log'), 'utf8');
+    assert.match(aLog, /00 00 01 7b/i, `a's log has its GetRandom: ${aLog}`);
+    assert.equal(readFileSync(join(base, 'b', 'tswtpm.log'), 'utf8'), '', 'b logged nothing');
+    // A runtime error of b (CMD_SET_DATAFD with a character device, not a socket): in
+    // b's log and, named, in the host's.
+    const ctrl = new ControlClient({ path: join(base, 'b', 'ctrl.sock') });
+    const devNull = openSync('/dev/null', 'r');
+    try {
+      await assert.rejects(ctrl.setDataFd(devNull));
+    } finally {
+      closeSync(devNull);
+      await ctrl.close();
+    }
+    assert.match(readFileSync(join(base, 'b', 'tswtpm.log'), 'utf8'), /CMD_SET_DATAFD/);
+    // A start-up error: c's log file is a symlink (opened O_NOFOLLOW, as swtpm does).
+    mkdirSync(join(base, 'c'));
+    symlinkSync('/dev/null', join(base, 'c', 'tswtpm.log'));
+    assert.match(await host.ask('add c'), /^error vTPM 'c': Could not open logfile/);
+    assert.equal(await host.ask('list'), 'ok a b');
+  } finally {
+    assert.equal(await host.stop(), 0, host.stderr());
+  }
+  const logText = readFileSync(hostLog, 'utf8');
+  assert.match(logText, /vTPM 'a' started/);
+  assert.match(logText, /^vTPM 'b': CMD_SET_DATAFD: unusable fd/m);
+  assert.match(logText, /^vTPM 'c': Could not open logfile/m);
+  assert.doesNotMatch(readFileSync(join(base, 'a', 'tswtpm.log'), 'utf8'), /CMD_SET_DATAFD/);
+});
+
+test('tswtpm host: the seccomp profile is installed (kill by default)', async () => {
+  const base = join(work.path, 'seccomp');
+  const host = await startHost(base, [], { TSWTPM_TEST_SECCOMP_HOOK: 'getpriority' });
+  assert.equal(await host.ask('add a'), 'ok');
+  // The test hook calls getpriority(2), which the profile denies: SIGSYS ends the host.
+  host.proc.kill('SIGUSR2');
+  await host.exited;
+  assert.equal(host.proc.signalCode, 'SIGSYS', host.stderr());
+});
+
+test('tswtpm --help names host; tswtpm host --help lists its options', () => {
+  const top = spawnSync(process.execPath, [TSWTPM_BIN, '--help'], { encoding: 'utf8' });
+  assert.equal(top.status, 0);
+  assert.match(top.stdout, /^ {7}tswtpm host --dir <dir> \[options\]$/m);
+  const h = spawnSync(process.execPath, [TSWTPM_BIN, 'host', '--help'], { encoding: 'utf8' });
+  assert.equal(h.status, 0);
+  assert.match(h.stdout, /^Usage: tswtpm host --dir <dir> \[options\]/);
+  for (const o of ['--dir', '--log', '--vtpm-log', '--seccomp', '-h|--help']) {
+    assert.match(h.stdout, new RegExp(`^${o.replace('|', '\\|')} `, 'm'), o);
   }
 });

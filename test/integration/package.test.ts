@@ -84,7 +84,7 @@ test(
         'package.json',
         'dist/src/index.js',
         'dist/src/index.d.ts',
-        'dist/src/cli/server/tswtpm.bundle.js',
+        'dist/src/cli/server/tswtpm.bundle.cjs',
       ])
         assert.ok(files.includes(f), `${f} is in the tarball`);
       for (const n of SWTPM_NAMES) assert.ok(files.includes(`libexec/swtpm-names/${n}`), n);

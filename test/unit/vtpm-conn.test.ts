@@ -27,17 +27,23 @@ test('one read per queued command; close() releases the fd', async () => {
   const conn = vtpmProxyConn(fd);
   const chunks: string[] = [];
   let got!: () => void;
-  const two = new Promise<void>((r) => {
-    got = r;
-  });
+  const one = () =>
+    new Promise<void>((r) => {
+      got = r;
+    });
   conn.onData = (c) => {
     chunks.push(c.toString());
-    if (chunks.length === 2) got();
+    got();
   };
+  // The second command is written once the first was read: written together (a 50 ms
+  // pause was not enough on a loaded machine) they are one read of a FIFO, which the
+  // kernel's proxy device never gives.
+  let next = one();
   writeSync(writer, 'cmd1');
-  await new Promise((r) => setTimeout(r, 50));
+  await next;
+  next = one();
   writeSync(writer, 'cmd2');
-  await two;
+  await next;
   assert.deepEqual(chunks, ['cmd1', 'cmd2']);
   let closes = 0;
   conn.onClose = () => closes++;

@@ -14,6 +14,7 @@
  * docs/compat.md ("Hardening") records what differs from swtpm.
  */
 import { createRequire } from 'node:module';
+import { requireKoffi } from '../../engine/koffi.js';
 import { CliError } from './subopts.js';
 
 /** Node options that open the inspector, or dump the heap on a signal. */
@@ -55,7 +56,7 @@ const PR_GET_DUMPABLE = 3;
  */
 export function setNotDumpable(): boolean {
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const koffi = requireKoffi();
     const prctl = koffi
       .load('libc.so.6')
       .func(

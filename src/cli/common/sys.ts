@@ -3,9 +3,9 @@
  * not libuv's. koffi is loaded on first use only. (ioctl() on a CUSE device lives in
  * transport/chardev.ts, shared with the client library.)
  */
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import type koffiModule from 'koffi';
+import { requireKoffi } from '../../engine/koffi.js';
 
 type Koffi = typeof koffiModule;
 
@@ -18,7 +18,7 @@ let libc: Libc | undefined;
 
 function lib(): Libc {
   if (libc) return libc;
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const koffi = requireKoffi();
   const c = koffi.load('libc.so.6');
   libc = {
     koffi,

@@ -74,10 +74,43 @@ const CUSE = `-n|--name <name> : create the character device /dev/<name>
                  : device numbers (default: chosen by the kernel)
 `;
 
+const HOST = `--dir <dir>      : the base directory (required): vTPM NAME lives in <dir>/NAME
+                   (state/, ctrl.sock, tpm.sock, tswtpm.log, options.json);
+                   <dir>/host.sock takes one request per line:
+                   add NAME [tpm1.2] [qemu] [log-level=N] | remove NAME | list
+--log file=<path>|fd=<fd>[,level=n][,prefix=<prefix>][,truncate]
+                 : the host's own log: vTPMs started and stopped, and every
+                   vTPM's errors prefixed with its name (default: errors on
+                   stderr)
+--vtpm-log level=<n>
+                 : level of each vTPM's <dir>/NAME/tswtpm.log (swtpm's --log
+                   levels; default 1: errors only; 0: no file); an add
+                   request's log-level=N overrides it for that vTPM
+--seccomp action=none|kill
+                 : as for socket; the profile is installed before any vTPM
+                   or host.sock serves (default kill)
+-h|--help        : print this help and exit
+`;
+
+/** `tswtpm host --help`. */
+export function hostUsage(): string {
+  return `Usage: tswtpm host --dir <dir> [options]\n\nMany vTPMs in one process, each with its own state, sockets and log.\n\nThe following options are supported:\n\n${HOST}`;
+}
+
 /** Help text; `iface` undefined gives the top-level usage. */
 export function usage(iface: Iface | undefined): string {
   if (iface === undefined) {
-    return 'TPM emulator with choice of interface.\n\nUsage: tswtpm socket|chardev|cuse [options]\n       tswtpm -h|--help\n       tswtpm -v|--version\n';
+    return [
+      'TPM emulator with choice of interface.',
+      '',
+      'Usage: tswtpm socket|chardev|cuse [options]',
+      '       tswtpm host --dir <dir> [options]',
+      '       tswtpm -h|--help',
+      '       tswtpm -v|--version',
+      '',
+      'Use the --help option to see the help screen for each interface type.',
+      '',
+    ].join('\n');
   }
   const specific = iface === 'socket' ? SOCKET : iface === 'chardev' ? CHARDEV : CUSE;
   return `Usage: tswtpm ${iface} [options]\n\nThe following options are supported:\n\n${specific}${COMMON}`;

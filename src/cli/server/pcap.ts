@@ -5,7 +5,6 @@
  * file, as records of one simulated TCP connection to port 2321. Control-channel
  * messages are not captured (as in swtpm). The sink subscribes to `tswtpm:wire`.
  */
-import { randomInt } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import {
   constants,
@@ -22,6 +21,7 @@ import {
   PCAP_CLIENT_PORT_MIN,
   PcapConnection,
 } from '../../protocol/pcap/pcapng.js';
+import { nodeCrypto } from '../../protocol/state/node-crypto.js';
 import { parseSendCommandPrefix } from '../../protocol/tpm/prefix.js';
 import { CliError } from '../common/subopts.js';
 import { errText, strerror } from '../common/sys.js';
@@ -64,6 +64,8 @@ export class PcapSink {
     this.#fd = fd;
     this.#pos = pos;
     this.#tpm2 = tpm2;
+    // node:crypto only with --pcap (protocol/state/node-crypto.ts: start-up cost)
+    const { randomInt } = nodeCrypto();
     this.#conn = new PcapConnection({
       clientPort: randomInt(PCAP_CLIENT_PORT_MIN, PCAP_CLIENT_PORT_END),
       cseq: randomInt(0, 2 ** 32 - 1),

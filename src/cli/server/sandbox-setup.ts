@@ -48,7 +48,11 @@ export type SeccompInstaller = () => Promise<void>;
  * runs. Also installs the test hook when its environment variable is set.
  */
 export function prepareSeccomp(cfg: Config): SeccompInstaller {
-  const action = seccompAction(cfg.seccomp);
+  return seccompInstaller(seccompAction(cfg.seccomp));
+}
+
+/** {@link prepareSeccomp} for an action already parsed (`tswtpm host`). */
+export function seccompInstaller(action: SeccompAction): SeccompInstaller {
   if (action === 'none') return async () => void installTestHook();
   let lib: ReturnType<typeof loadLibseccomp>;
   try {
@@ -91,7 +95,7 @@ export async function enterChroot(cfg: Config, dir: string): Promise<void> {
 
 /**
  * After a chroot, a module that is not loaded yet cannot be, and a CommonJS
- * `require('koffi')` from a directory that has not resolved it before fails (Node
+ * `require()` of koffi's native module from a directory that has not resolved it before fails (Node
  * caches one resolution per requiring directory, only for the first load). So every
  * module and every lazily bound native library of the server is loaded here.
  */

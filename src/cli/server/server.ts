@@ -21,6 +21,7 @@ import { attachLog, createDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
+import { startupStep } from './startup-trace.js';
 import { openStorage, printStates } from './storage-setup.js';
 import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
 import { openVtpmProxy } from './vtpm.js';
@@ -66,6 +67,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       return;
     }
     profile = resolveProfile(cfg, Engine.get());
+    startupStep('engine');
   }
   const storage = openStorage(cfg, version);
   if (cfg.printStates) {
@@ -74,6 +76,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     return;
   }
   const device = createDevice(cfg, version === '2.0' ? CAPS_TPM2 : CAPS_TPM12, storage, profile);
+  startupStep('state');
   let pcap: PcapSink | undefined;
 
   const servers: ConnServer[] = [];
@@ -210,6 +213,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     throw err;
   }
 
+  startupStep('listening');
   if (cfg.printInfo !== 0) {
     // With a state location swtpm starts the TPM (lock, profile, state creation) so
     // that GetInfo reports on it, prints, then terminates libtpms without Shutdown.
@@ -228,10 +232,12 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       await exit();
       throw new CliError('Error: Could not initialize libtpms.');
     }
+    startupStep('tpm-started');
     if (!device.sendStartup()) {
       await exit();
       throw new CliError('Error: Could not send Startup to the TPM.');
     }
+    startupStep('startup-sent');
   }
 
   if (hooks.beforeReady !== undefined) {
@@ -241,6 +247,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
       await exit();
       throw err;
     }
+    startupStep('seccomp');
   }
 
   if (proxyFd !== undefined) {
@@ -257,6 +264,7 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     );
   }
 
+  startupStep('ready');
   hooks.onReady?.(async () => {
     await exit();
     await finished;

@@ -1,4 +1,5 @@
 import { openSync, readFileSync } from 'node:fs';
+import { requireKoffi } from '../../engine/libtpms.js';
 import { refuseInspector, setNotDumpable } from '../common/hardening.js';
 import { runAs } from '../common/runas.js';
 import { CliError } from '../common/subopts.js';
@@ -6,6 +7,7 @@ import { errText } from '../common/sys.js';
 import { type Config, type Iface, parseArgs } from './args.js';
 import { Logger } from './log.js';
 import type { SeccompInstaller } from './sandbox-setup.js';
+import { startupStep } from './startup-trace.js';
 
 /** Our version; `-v` prints it in swtpm's format. */
 export function packageVersion(): string {
@@ -55,6 +57,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const iface = first as Iface;
+  startupStep('main');
   try {
     refuseInspector();
   } catch (err) {
@@ -74,6 +77,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     return fatal(err);
   }
+  startupStep('options');
   if (cfg.help) {
     process.stdout.write(await usage(iface));
     return;
@@ -155,6 +159,9 @@ async function sandboxStart(
   cfg: Config,
 ): Promise<{ applySeccomp: SeccompInstaller; launcher: boolean }> {
   const sandbox = await import('./sandbox-setup.js');
+  // (loaded here anyway: by libseccomp's binding, or by setNotDumpable() right after)
+  requireKoffi();
+  startupStep('koffi');
   const applySeccomp = sandbox.prepareSeccomp(cfg);
   // (the launcher of `-d` has returned before this)
   const launcher =
@@ -166,6 +173,7 @@ async function sandboxStart(
     if (cfg.iface !== 'cuse') await Promise.all([import('./daemon.js'), import('./server.js')]);
     await sandbox.enterChroot(cfg, cfg.chroot);
   }
+  startupStep('sandbox');
   return { applySeccomp, launcher };
 }
 
