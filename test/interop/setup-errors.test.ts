@@ -115,8 +115,7 @@ describe('tswtpm_setup error cases vs swtpm_setup', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
       r.stdout,
-      `Restored ${permall}: an interrupted tswtpm_setup run had set it aside.\n` +
-        'Not overwriting existing state file.\n',
+      `Restored ${permall}: an interrupted tswtpm_setup run had set it aside.\nNot overwriting existing state file.\n`,
     );
     assert.deepEqual(snapshot(d), before);
   });
