@@ -163,11 +163,15 @@ test(
         join(proj, 'check.mjs'),
         `import { readFileSync } from 'node:fs';
 import { TSWTPM_BIN, startTpm, tpm2 } from '${PKG.name}';
+import { TPM2_SETUP_DEFAULTS, linkOf, setupTpm2 } from '${PKG.name}/provision';
 const t = await startTpm({ tpm2: true });
 try {
   const random = tpm2.parseGetRandom(await t.tpm.transmit(tpm2.getRandom(16)));
   const cmdline = readFileSync('/proc/' + t.pid + '/cmdline', 'utf8').split('\\0');
-  console.log(JSON.stringify({ bin: TSWTPM_BIN, random: random.length, cmdline }));
+  // tswtpm/provision: an EK on the spawned TPM.
+  const ek = [];
+  await setupTpm2(linkOf(t), TPM2_SETUP_DEFAULTS, undefined, { info: (l) => ek.push(l), error: (l) => ek.push(l) });
+  console.log(JSON.stringify({ bin: TSWTPM_BIN, random: random.length, cmdline, ek }));
 } finally {
   await t.close();
 }
@@ -177,10 +181,15 @@ try {
         bin: string;
         random: number;
         cmdline: string[];
+        ek: string[];
       };
       assert.equal(res.bin, join(installed, 'bin', 'tswtpm.js'));
       assert.equal(res.random, 16);
       assert.deepEqual(res.cmdline.slice(1, 3), [res.bin, 'socket']);
+      assert.ok(
+        res.ek.includes('Successfully created RSA 2048 EK with handle 0x81010001.'),
+        res.ek.join('\n'),
+      );
 
       // Its type declarations resolve for a TypeScript user (tsc of this checkout).
       writeFileSync(
