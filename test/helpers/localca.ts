@@ -5,6 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type SharedCopy, worldReadableCopy } from './world-readable.js';
 
 export const LOCALCA_BIN = fileURLToPath(
   new URL('../../../bin/tswtpm_localca.js', import.meta.url),
@@ -97,9 +98,26 @@ export interface RunOpts {
   readonly uid?: number;
 }
 
+const shared: { copy?: SharedCopy } = {};
+
+/**
+ * tswtpm_localca for another uid: from a world-readable copy of the package (a checkout in
+ * a 0700 `mktemp -d` is not readable by nobody), made once and removed at exit.
+ */
+function localcaBinFor(uid: number | undefined): string {
+  if (uid === undefined) return LOCALCA_BIN;
+  if (shared.copy === undefined) {
+    const copy = worldReadableCopy();
+    shared.copy = copy;
+    process.once('exit', () => copy.remove());
+  }
+  return join(shared.copy.bin, '..', 'tswtpm_localca.js');
+}
+
 /** One run of swtpm_localca (`c`) or tswtpm_localca (`ts`). */
 export function runLocalca(tool: Tool, args: string[], o: RunOpts = {}): SpawnSyncReturns<string> {
-  let cmd = tool === 'c' ? ['swtpm_localca', ...args] : [process.execPath, LOCALCA_BIN, ...args];
+  let cmd =
+    tool === 'c' ? ['swtpm_localca', ...args] : [process.execPath, localcaBinFor(o.uid), ...args];
   if (o.uid !== undefined)
     cmd = ['setpriv', `--reuid=${o.uid}`, `--regid=${o.uid}`, '--clear-groups', ...cmd];
   const env: NodeJS.ProcessEnv = {
