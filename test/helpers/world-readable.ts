@@ -41,8 +41,9 @@ export function worldReadableCopy(): SharedCopy {
   copy('package.json');
   copy('bin');
   copy('dist/src');
-  // The bundle is used only when at least as new as dist/.tsbuildinfo (bin/tswtpm.js).
-  copy('dist/.tsbuildinfo');
+  // No dist/.tsbuildinfo, as in an installed package: the bins then run their bundles
+  // (cpSync does not keep mtimes, so a copied .tsbuildinfo would look newer than them,
+  // and tswtpm_localca's modules need node_modules that are not copied).
   for (const m of MODULES) {
     try {
       copy(join('node_modules', m));
