@@ -39,16 +39,19 @@ test('-d returns 0 once the TPM serves; --runas nobody owns the state files', as
   assert.equal(r.code, 0, r.stderr);
   // Ready means ready: no retry loop is needed to talk to it.
   const ctl = new ControlClient({ port: p + 1 });
-  assert.equal((await ctl.getCapability()).mask, 0x1ffff);
-  // swtpm writes the bare number, no newline (libvirt and scripts read it as is).
-  const pidText = readFileSync(pid, 'utf8');
-  assert.match(pidText, /^[1-9]\d*$/);
-  const daemonPid = Number(pidText);
-  if (isRoot) {
-    const nobody = statSync(join(dir, 'tpm2-00.permall')).uid;
-    assert.notEqual(nobody, 0, 'the state file belongs to the --runas user');
+  try {
+    assert.equal((await ctl.getCapability()).mask, 0x1ffff);
+    // swtpm writes the bare number, no newline (libvirt and scripts read it as is).
+    const pidText = readFileSync(pid, 'utf8');
+    assert.match(pidText, /^[1-9]\d*$/);
+    if (isRoot) {
+      const nobody = statSync(join(dir, 'tpm2-00.permall')).uid;
+      assert.notEqual(nobody, 0, 'the state file belongs to the --runas user');
+    }
+  } finally {
+    // A failed check must not leave the daemon running (it outlives the test).
+    await ctl.shutdown();
   }
-  await ctl.shutdown();
   for (let i = 0; i < 200 && existsSync(pid); i++) await new Promise((res) => setTimeout(res, 10));
   assert.equal(existsSync(pid), false, 'the daemon removed its pid file at shutdown');
 });
