@@ -1,4 +1,8 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli/ioctl/tswtpm-ioctl.js';
+// SIGUSR1 would open Node's inspector (a debugger on 127.0.0.1:9229 that runs any code in
+// this process); a listener replaces that trigger before anything else loads (see
+// bin/tswtpm.js).
+process.on('SIGUSR1', () => {});
+const { main } = await import('../dist/src/cli/ioctl/tswtpm-ioctl.js');
 
 main(process.argv.slice(2));
