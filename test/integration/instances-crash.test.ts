@@ -26,7 +26,12 @@ after(() => work.remove());
 
 /** Runs the child until `killAfter` acknowledged increments (over all TPMs), then SIGKILLs it. */
 async function runAndKill(dirs: string[], killAfter: number, acked: bigint[]): Promise<void> {
-  const child = spawn(process.execPath, [CHILD, ...dirs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The child's socket directories go under `work`: SIGKILL leaves them behind (10 per
+  // round in the machine's TMPDIR before).
+  const child = spawn(process.execPath, [CHILD, ...dirs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TMPDIR: work.path },
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
