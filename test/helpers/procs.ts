@@ -27,20 +27,31 @@ function ephemeralLow(): number {
   }
 }
 
+/**
+ * Ports this test process has handed out. A port is free between our check and the
+ * server's bind, so two concurrent tests of one file (test files run one at a time) could
+ * be given the same one, or one could get P+1 of another's pair: EADDRINUSE in
+ * ctrl-diff-wire under load. A port is never handed out twice.
+ */
+const handedOut = new Set<number>();
+
 /** A TCP port that was free a moment ago, chosen below the ephemeral range (bind, close). */
 export async function freePort(): Promise<number> {
   const top = ephemeralLow() - 1;
   for (;;) {
     const port = 10000 + Math.floor(Math.random() * (top - 10000));
+    if (handedOut.has(port)) continue;
     const s = net.createServer();
     const ok = await new Promise<boolean>((r) => {
       s.once('error', () => r(false));
       s.listen(port, '127.0.0.1', () => r(true));
     });
-    if (ok) {
-      await new Promise<void>((r) => s.close(() => r()));
-      return port;
-    }
+    if (!ok) continue;
+    // Claimed before the close is awaited: a concurrent call may bind it meanwhile.
+    const mine = !handedOut.has(port);
+    handedOut.add(port);
+    await new Promise<void>((r) => s.close(() => r()));
+    if (mine) return port;
   }
 }
 
@@ -48,7 +59,8 @@ export async function freePort(): Promise<number> {
 export async function freePortPair(): Promise<number> {
   for (;;) {
     const p = await freePort();
-    if (p >= 65535) continue;
+    if (p >= 65535 || handedOut.has(p + 1)) continue;
+    handedOut.add(p + 1);
     const s = net.createServer();
     const ok = await new Promise<boolean>((r) => {
       s.once('error', () => r(false));
