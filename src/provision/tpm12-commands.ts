@@ -1,3 +1,4 @@
+import { u8, u16, u32 } from '../protocol/tpm/be.js';
 /**
  * TPM 1.2 commands that swtpm_setup and swtpm_bios send, byte for byte (TPM 1.2 Part 2/3;
  * provisioning.md §2.5, §6.2). Pure: bytes out, no I/O. Names keep swtpm's constants.
@@ -60,17 +61,6 @@ export const PLATFORM_CERT_NV_INDEX = TPM_NV_INDEX_PLATFORMCERT | TPM_NV_INDEX_D
 /** swtpm_setup's fixed antiReplay nonce for CreateEndorsementKeyPair (both versions). */
 export const EK_ANTI_REPLAY = Buffer.from('38f03081072b0ca9109808c04b0511c9502352c4', 'hex');
 
-const u8 = (v: number) => Buffer.from([v & 0xff]);
-function u16(v: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(v);
-  return b;
-}
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-}
 const cmd = (ord: number, ...body: Uint8Array[]) => tpmCommand(TPM_TAG_RQU_COMMAND, ord, ...body);
 
 export const startup12 = (type: number) => cmd(TPM_ORD_STARTUP, u16(type));

@@ -7,6 +7,7 @@ import {
   TPM_ALG_SHA256,
   TPM_ECC_NIST_P256,
 } from './algorithms.js';
+import { u8, u16, u32 } from './be.js';
 /**
  * Builders for a handful of common TPM 2.0 and TPM 1.2 commands, and parsers for the
  * response fields they return. Pure: bytes out, bytes in, no I/O. Layouts follow
@@ -102,17 +103,6 @@ export const TPMA_NV = {
  */
 const STORAGE_KEY_ATTRS = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 16) | (1 << 17);
 
-const u8 = (v: number) => Buffer.from([v & 0xff]);
-function u16(v: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(v);
-  return b;
-}
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-}
 const tpm2b = (data: Uint8Array) => Buffer.concat([u16(data.length), data]);
 const EMPTY = Buffer.alloc(0);
 
