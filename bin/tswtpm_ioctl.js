@@ -3,6 +3,7 @@
 // this process); a listener replaces that trigger before anything else loads (see
 // bin/tswtpm.js).
 process.on('SIGUSR1', () => {});
-const { main } = await import('../dist/src/cli/ioctl/tswtpm-ioctl.js');
 
-main(process.argv.slice(2));
+const { distUrl } = require('./dist.js');
+
+import(distUrl('src/cli/ioctl/tswtpm-ioctl.js')).then((m) => m.main(process.argv.slice(2)));

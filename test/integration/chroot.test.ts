@@ -18,7 +18,7 @@ import { worldReadableCopy } from '../helpers/world-readable.js';
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : 'chroot(2) needs root (CAP_SYS_CHROOT)';
 /** The CLI's modules, not the bundle: every lazily imported module must preload too. */
-const MODULES = fileURLToPath(new URL('../../src/cli/server/tswtpm.js', import.meta.url));
+const MODULES = fileURLToPath(new URL('../../src/cli/server/entry.js', import.meta.url));
 
 type From = 'bundle' | 'modules' | 'swtpm';
 
