@@ -8,11 +8,14 @@
  * enough. Without it the first pool job fails under the filter, libuv aborts, and
  * abort's tgkill is denied too.
  */
-import { stat } from 'node:fs/promises';
+import { stat } from 'node:fs';
 
-/** Starts libuv's thread pool. */
-export async function startThreadPool(): Promise<void> {
-  await stat('/');
+/**
+ * Starts libuv's thread pool (already started when engine/prefetch.ts ran). node:fs's
+ * callback API, not node:fs/promises, which a server start would load for this alone.
+ */
+export function startThreadPool(): Promise<void> {
+  return new Promise((resolve) => stat('/', () => resolve()));
 }
 
 /**
