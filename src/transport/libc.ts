@@ -18,6 +18,7 @@ type Fn = (...args: unknown[]) => number;
 
 /** Linux values (asm-generic; identical on x86_64 and aarch64). */
 export const AF_UNIX = 1;
+export const AF_INET = 2;
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_SEQPACKET = 5;
@@ -25,6 +26,7 @@ export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 export const SO_TYPE = 3;
+export const SO_REUSEADDR = 2;
 export const SCM_RIGHTS = 1;
 export const MSG_CTRUNC = 0x8;
 export const MSG_TRUNC = 0x20;
@@ -74,6 +76,8 @@ interface Bound {
   shutdown: Fn;
   fcntl: Fn;
   getsockopt: Fn;
+  setsockopt: Fn;
+  getsockname: Fn;
   malloc: (size: number) => bigint | null;
   free: (ptr: bigint) => void;
 }
@@ -101,6 +105,8 @@ function lib(): Bound {
     shutdown: c.func('int shutdown(int, int)'),
     fcntl: c.func('int fcntl(int, int, ...)'),
     getsockopt: c.func('int getsockopt(int, int, int, void *val, uint32_t *len)'),
+    setsockopt: c.func('int setsockopt(int, int, int, const void *val, uint32_t len)'),
+    getsockname: c.func('int getsockname(int, void *addr, uint32_t *len)'),
     malloc: c.func('void *malloc(size_t)'),
     free: c.func('void free(void *)'),
   };
@@ -139,8 +145,8 @@ export function sockaddrUn(path: string): Buffer {
   return a;
 }
 
-export const socket = (type: number): number =>
-  sys('socket', false, () => lib().socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+export const socket = (type: number, family = AF_UNIX): number =>
+  sys('socket', false, () => lib().socket(family, type | SOCK_CLOEXEC, 0));
 
 /** Returns two connected AF_UNIX sockets of `type` (close-on-exec, blocking). */
 export function socketpair(type: number): [number, number] {
@@ -152,6 +158,24 @@ export function socketpair(type: number): [number, number] {
 export function bind(fd: number, path: string): void {
   const a = sockaddrUn(path);
   sys('bind', false, () => lib().bind(fd, a, a.length));
+}
+
+/** bind() to a ready-made socket address (`struct sockaddr_in` and the like). */
+export const bindAddr = (fd: number, addr: Buffer): number =>
+  sys('bind', false, () => lib().bind(fd, addr, addr.length));
+
+/** getsockname() into a buffer of `size` bytes; returns the buffer. */
+export function getsockname(fd: number, size: number): Buffer {
+  const a = Buffer.alloc(size);
+  const len = new Uint32Array([size]);
+  sys('getsockname', false, () => lib().getsockname(fd, a, len));
+  return a;
+}
+
+/** setsockopt() of an `int` option. */
+export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+  const v = new Int32Array([value]);
+  sys('setsockopt', false, () => lib().setsockopt(fd, level, name, v, 4));
 }
 
 export const listen = (fd: number, backlog: number): number =>

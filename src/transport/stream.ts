@@ -2,6 +2,7 @@ import net from 'node:net';
 import { Acceptor, bindUnixSocket, unlinkQuiet } from './acceptor.js';
 import { type Conn, type ConnServer, noop } from './conn.js';
 import * as L from './libc.js';
+import { listenTcp4 } from './tcp4.js';
 
 /**
  * Wraps a connected node:net socket (TCP, Unix, a tty, or an fd) as a Conn. Create the
@@ -66,11 +67,14 @@ export interface ListenOptions {
 }
 
 /**
- * A listening TCP socket of node:net, taken over as a plain fd: Node binds it (address
- * parsing, SO_REUSEADDR, IPv6) and we keep a duplicate after closing Node's handle,
- * which would otherwise accept every client at once. Returns the fd and the port.
+ * A listening TCP socket as a plain fd, and its port. A dotted-quad address is bound
+ * with libc calls (tcp4.ts); anything else by node:net (address parsing, IPv6, names),
+ * keeping a duplicate of its fd after closing Node's handle, which would otherwise
+ * accept every client at once.
  */
 async function tcpListenFd(port: number, host: string): Promise<{ fd: number; port: number }> {
+  const direct = listenTcp4(host, port);
+  if (direct !== undefined) return direct;
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -5,6 +5,7 @@
 // TPM2_Shutdown observable after a restart.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
@@ -258,6 +259,35 @@ describe('command line vs Debian swtpm 0.7.1', () => {
     if (theirs !== undefined) {
       assert.equal(theirs.code, 1);
       assert.match(theirs.stderr, /^swtpm: Could not open pidfile \/nonexistent\/x : /m);
+    }
+  });
+
+  it('a TCP port in use: exit 1, "Could not open TCP socket: Address already in use"', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      for (const bindaddr of ['', ',bindaddr=0.0.0.0']) {
+        const args = [
+          'socket',
+          '--tpmstate',
+          `dir=${tempDir()}`,
+          '--server',
+          `type=tcp,port=${port}${bindaddr}`,
+          '--ctrl',
+          `type=tcp,port=${await freePort()}`,
+        ];
+        const { ours, theirs } = await both(args);
+        const want = ['PROG: Could not open TCP socket: Address already in use'];
+        assert.equal(ours.code, 1, ours.stderr);
+        assert.deepEqual(norm(ours.stderr), want, `tswtpm${bindaddr}`);
+        if (theirs !== undefined) {
+          assert.equal(theirs.code, 1, theirs.stderr);
+          assert.deepEqual(norm(theirs.stderr), want, `swtpm${bindaddr}`);
+        }
+      }
+    } finally {
+      busy.close();
     }
   });
 

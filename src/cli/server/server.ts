@@ -370,9 +370,15 @@ async function listenChecked(
   }
 }
 
-/** swtpm's message for a socket whose ownership cannot be changed; others as they are. */
+/**
+ * swtpm's messages for a TCP socket that cannot be opened and for a Unix socket whose
+ * ownership cannot be changed; others as they are.
+ */
 function listenError(c: ChannelConfig, err: unknown): unknown {
   const e = err as NodeJS.ErrnoException;
+  if (c.type === 'tcp' && /^E[A-Z]+$/.test(e.code ?? '')) {
+    return new CliError(`Could not open TCP socket: ${errText(e)}`);
+  }
   if (e.syscall !== 'chown' && !/^chown/.test(e.message ?? '')) return err;
   // swtpm prints uid_t/gid_t -1 ("leave as is") unsigned.
   const id = (v: number | undefined) => (v === undefined || v < 0 ? 0xffffffff : v);
