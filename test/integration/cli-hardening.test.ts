@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ControlClient, TpmClient } from '../../src/client/index.js';
@@ -100,6 +100,30 @@ test('an inspector requested through NODE_OPTIONS or the node command line is re
   });
   assert.equal(await new Promise((r) => child.once('close', r)), 1);
   assert.match(err, /refusing to run the TPM with a debugger enabled \(--inspect-port=0\)/);
+});
+
+test('an inspector opened before main() (by preloaded code) is refused, with or without --pending-deprecation', async () => {
+  // The check reads Node's inspector binding; with --pending-deprecation it uses
+  // node:inspector instead (process.binding() would print a deprecation warning).
+  const preload = join(work.path, 'open-inspector.cjs');
+  writeFileSync(preload, "require('node:inspector').open(0, '127.0.0.1');\n");
+  for (const extra of [[], ['--pending-deprecation']]) {
+    const child = spawn(
+      process.execPath,
+      [...extra, '--require', preload, TSWTPM_BIN, 'socket', ...base('preload')],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let err = '';
+    child.stderr?.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    assert.equal(await new Promise((r) => child.once('close', r)), 1, err);
+    assert.match(
+      err,
+      /refusing to run the TPM with a debugger enabled \(an inspector is listening at ws:\/\/127\.0\.0\.1:\d+\//,
+    );
+    assert.doesNotMatch(err, /DeprecationWarning/, extra.join(' '));
+  }
 });
 
 test(

@@ -40,8 +40,25 @@ export function refuseInspector(
   }
 }
 
+/** The URL of the process's open inspector, or undefined when none is open. */
 function activeInspector(): string | undefined {
-  // node:inspector is built in; url() is undefined unless an inspector is open.
+  // node:inspector's url() reads Node's built-in inspector binding, but loading the
+  // module costs a server start about 4 ms (it brings in worker_threads and streams).
+  // The binding itself is still reachable through process.binding(), which Node
+  // deprecates in the documentation only; with --pending-deprecation it would print a
+  // warning, so then (and wherever the binding is missing) the public module is used.
+  const pending = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  if (!pending.includes('--pending-deprecation')) {
+    try {
+      const binding = (process as unknown as { binding(name: string): { url(): unknown } }).binding(
+        'inspector',
+      );
+      const url = binding.url();
+      return typeof url === 'string' ? url : undefined;
+    } catch {
+      // (no such binding in this Node): the module below
+    }
+  }
   const inspector = createRequire(import.meta.url)('node:inspector') as typeof import('inspector');
   return inspector.url();
 }
