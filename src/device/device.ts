@@ -1,6 +1,5 @@
 import { channel } from 'node:diagnostics_channel';
-import type { Engine } from '../engine/engine.js';
-import { acquireEngine, releaseEngine } from '../engine/pool.js';
+import { Engine } from '../engine/engine.js';
 import { TPM2_CC, TPM_ORD, shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
 import {
   TPM2_CC_SHUTDOWN,
@@ -23,7 +22,7 @@ import {
   TPM_RC_LOCALITY,
   TPM_SUCCESS,
 } from '../protocol/tpm/results.js';
-import { stateFileName } from '../storage/names.js';
+import { rejectedState, startFromStorage } from './start-state.js';
 import { traceInternal } from './trace.js';
 import type { DeviceOptions } from './types.js';
 
@@ -71,12 +70,13 @@ export class Device {
   private tail: Promise<unknown> | undefined;
   /** The `--profile` still to apply; dropped after the first successful start. */
   private profile: string | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(opts: DeviceOptions) {
     this.opts = opts;
     this.profile = opts.profile;
     // Its own libtpms copy when other TPMs share the process (engine/pool.ts).
-    this.engine = acquireEngine();
+    this.engine = opts.engine ?? Engine.open();
     this.engine.setStore(opts.storage);
     this.engine.choose(opts.version);
   }
@@ -129,9 +129,9 @@ export class Device {
       return TPM_FAIL;
     }
     if (!this.setProfile()) return TPM_FAIL;
-    const rc = this.startEngine();
+    const rc = startFromStorage(this);
     if (rc !== TPM_SUCCESS) {
-      this.lastStorageError ??= this.engine.lastCallbackError ?? this.rejectedState();
+      this.lastStorageError ??= this.engine.lastCallbackError ?? rejectedState(this.opts);
       this.engine.stop();
       this.report(`Could not start the TPM (result 0x${rc.toString(16)})`);
       return rc;
@@ -167,88 +167,6 @@ export class Device {
     if (set(json) === TPM_SUCCESS) return true;
     this.report(`Error: Could not set profile for TPM2: '${json}'`);
     return false;
-  }
-
-  /**
-   * MainInit, and with `--tpmstate ...,backup` (swtpm master) once more from the
-   * backup when the permall is missing or libtpms rejected it. Only a start that
-   * succeeds from the backup changes files (the backup becomes the permall, the
-   * rejected one is kept as `.bad`); a failed one leaves them exactly as they were.
-   */
-  private startEngine(): number {
-    const v = this.opts.version;
-    const backend = this.opts.storage.backend;
-    if (backend.backupEnabled !== true || backend.beginFromBackup === undefined) {
-      return this.engine.start(v);
-    }
-    if (
-      this.permallMissing() &&
-      this.beginFromBackup('The TPM state has no permall; starting from its backup')
-    ) {
-      return this.startFromBackup();
-    }
-    const rc = this.engine.start(v);
-    if (rc === TPM_SUCCESS) return rc;
-    const why = this.engine.lastCallbackError ?? this.rejectedState();
-    if (!this.beginFromBackup('The TPM state could not be loaded; retrying with its backup', why)) {
-      return rc;
-    }
-    return this.startFromBackup();
-  }
-
-  private permallMissing(): boolean {
-    try {
-      return this.opts.storage.backend.read(this.opts.version, 'permall') === undefined;
-    } catch {
-      return false; // unreadable: MainInit reports it
-    }
-  }
-
-  private beginFromBackup(what: string, why?: unknown): boolean {
-    const backend = this.opts.storage.backend;
-    try {
-      if (backend.beginFromBackup?.(this.opts.version) !== true) return false;
-    } catch (err) {
-      this.lastStorageError = err;
-      this.report('Could not read the state backup');
-      return false;
-    }
-    this.lastStorageError = why;
-    this.report(what);
-    this.lastStorageError = undefined;
-    return true;
-  }
-
-  private startFromBackup(): number {
-    let rc = this.engine.start(this.opts.version);
-    try {
-      this.opts.storage.backend.endFromBackup?.(rc === TPM_SUCCESS);
-    } catch (err) {
-      // The backup could not be made the permall: do not run on state that is not stored.
-      this.engine.stop();
-      this.lastStorageError = err;
-      rc = TPM_FAIL;
-    }
-    return rc;
-  }
-
-  /**
-   * MainInit failed although every blob was read and decoded: libtpms rejected their
-   * contents. Names the files it was given, for the start-up message.
-   */
-  private rejectedState(): Error | undefined {
-    const { backend } = this.opts.storage;
-    const v = this.opts.version;
-    const present = (['permall', 'volatilestate'] as const).filter((n) => {
-      try {
-        return backend.read(v, n) !== undefined;
-      } catch {
-        return true;
-      }
-    });
-    if (present.length === 0) return undefined;
-    const files = present.map((n) => stateFileName(v, n)).join(', ');
-    return new Error(`libtpms rejected the stored state ${files} in ${backend.uri}`);
   }
 
   /** Reports `what` with the storage error behind it, if any. */
@@ -414,13 +332,21 @@ export class Device {
     return errorResponse(v, TPM_SUCCESS);
   }
 
-  /** Ends the TPM for process exit: automatic TPM2_Shutdown, Terminate, unlock. */
-  async close(): Promise<void> {
+  /**
+   * Ends the TPM for process exit: automatic TPM2_Shutdown, Terminate, unlock, and the
+   * engine's libtpms copy goes back for another TPM. Later calls get the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     if (this.engine.busy) this.engine.cancel();
     while (this.tail !== undefined) await this.tail;
     this.stopTpm();
     this.opts.storage.backend.close();
-    releaseEngine(this.engine);
+    this.engine.close();
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Engine } from '../engine/engine.js';
 import type { NvStore, StateName, TpmVersion } from '../engine/types.js';
 import type { StateBackend } from '../storage/types.js';
 
@@ -58,4 +59,10 @@ export interface DeviceOptions {
    * only, and only onto a TPM that start manufactures (swtpm 0.10).
    */
   readonly profile?: string;
+  /**
+   * The engine to run on, when the caller opened it already (the CLI server asks it
+   * about profiles and `--print-info` first). The device owns it from then on and
+   * closes it in `close()`. Without one the device opens its own (`Engine.open()`).
+   */
+  readonly engine?: Engine;
 }

@@ -16,17 +16,17 @@
  */
 import { closeSync, readFileSync, writeSync } from 'node:fs';
 import type { KoffiFunc } from 'koffi';
-import { type Libtpms, bindLibtpms, loadLibtpms, requireKoffi } from './libtpms.js';
+import { type Libtpms, bindLibtpms, loadLibtpms } from './libtpms.js';
+import { declareOnce, nativeKoffi, nativeLibc } from './native.js';
 
 /** memfd_create(2) flag: the fd is not inherited by child processes. */
 const MFD_CLOEXEC = 1;
 
-/** What a new copy needs: the library's bytes and memfd_create. Process-wide. */
+/** What a new copy needs: the library's bytes and memfd_create. Process-wide (native.ts). */
 interface CopySource {
   readonly bytes: Buffer;
   readonly memfdCreate: KoffiFunc<(name: string, flags: number) => number>;
 }
-let source: CopySource | undefined;
 
 /**
  * The file the dynamic linker chose for `libtpms.so.0`, read from /proc/self/maps
@@ -42,17 +42,15 @@ function loadedLibraryPath(): string {
 }
 
 function copySource(): CopySource {
-  if (source) return source;
   // The first copy is loaded normally and first: a later dlopen("libtpms.so.0") would
   // otherwise match a memfd copy by its SONAME and share that copy's TPM.
   loadLibtpms();
-  const koffi = requireKoffi();
-  const libc = koffi.load('libc.so.6');
-  source = {
+  return {
     bytes: readFileSync(loadedLibraryPath()),
-    memfdCreate: libc.func('int memfd_create(const char *name, unsigned int flags)') as never,
+    memfdCreate: nativeLibc().func(
+      'int memfd_create(const char *name, unsigned int flags)',
+    ) as never,
   };
-  return source;
 }
 
 /**
@@ -64,9 +62,9 @@ function copySource(): CopySource {
  * const lib = loadLibtpmsCopy(); // independent of loadLibtpms() and of other copies
  */
 export function loadLibtpmsCopy(): Libtpms {
-  const src = copySource();
+  const src = declareOnce(copySource);
   const fd = src.memfdCreate('libtpms', MFD_CLOEXEC);
-  if (fd < 0) throw new Error(`memfd_create failed: errno ${requireKoffi().errno()}`);
+  if (fd < 0) throw new Error(`memfd_create failed: errno ${nativeKoffi().errno()}`);
   try {
     let off = 0;
     while (off < src.bytes.length) off += writeSync(fd, src.bytes, off);

@@ -7,32 +7,22 @@
  * The engine does not queue: while an async command runs every libtpms-touching
  * method except `cancel()` throws `EngineError` with code `ENGINE_BUSY`.
  */
-import { endianness } from 'node:os';
+import { NativeBuffers } from './buffers.js';
 import { TPM_FAIL, TPM_SUCCESS, makeCallbacks } from './callbacks.js';
-import { fatalErrorResponse, isLongCommand } from './commands.js';
+import { isLongCommand } from './commands.js';
+import { EngineError, type StateResult } from './errors.js';
 import {
   type Libtpms,
-  type Ptr,
   TPMLIB_STATE_PERMANENT,
   TPMLIB_STATE_SAVE_STATE,
   TPMLIB_STATE_VOLATILE,
   TPMLIB_TPM_VERSION_1_2,
   TPMLIB_TPM_VERSION_2,
-  loadLibtpms,
 } from './libtpms.js';
+import { giveBackLibtpms, takeLibtpms } from './pool.js';
 import type { BufferSizeInfo, NvStore, TpmVersion } from './types.js';
 
-export type EngineErrorCode = 'ENGINE_BUSY' | 'ENGINE_NOT_RUNNING' | 'ENGINE_NO_MEMORY';
-
-/** Misuse of the engine (a caller bug), as opposed to a TPM result code. */
-export class EngineError extends Error {
-  readonly code: EngineErrorCode;
-  constructor(code: EngineErrorCode, message: string) {
-    super(message);
-    this.name = 'EngineError';
-    this.code = code;
-  }
-}
+export { EngineError, type EngineErrorCode, type StateResult } from './errors.js';
 
 /** Blob types as swtpm's control channel numbers them (PTM_BLOB_TYPE_*). */
 export type BlobType = 1 | 2 | 3;
@@ -43,22 +33,13 @@ const LIBTPMS_STATE: Readonly<Record<BlobType, number>> = {
   3: TPMLIB_STATE_SAVE_STATE,
 };
 
-export interface StateResult {
-  readonly rc: number;
-  readonly data: Uint8Array;
-}
-
-const LE = endianness() === 'LE';
-const EMPTY = new Uint8Array(0);
-
-let instance: Engine | undefined;
-
 /**
  * @example
- * const engine = Engine.get();
+ * const engine = Engine.open();
  * engine.setStore(store);
  * if (engine.start('2.0') !== 0) throw new Error('MainInit failed');
  * const rsp = await engine.execute(startupClear);
+ * engine.close();
  */
 export class Engine {
   /** Locality reported to libtpms on every TPM 2 command; settable at any time. */
@@ -71,40 +52,35 @@ export class Engine {
   readonly setProfile: ((profile: string) => number) | undefined;
 
   readonly #lib: Libtpms;
+  readonly #buf: NativeBuffers;
   #store: NvStore | undefined;
   #tpmVersion: TpmVersion | undefined;
   #idle: Promise<void> | undefined;
-  // Process' out-parameters: u8 *resp at 0, u32 resp_size at 8, u32 resp_bufsize at 12.
-  readonly #rsp: Ptr;
-  readonly #rspView: DataView;
-  // Out-parameters of GetState / VolatileAll_Store / DecodeBlob: ptr at 0, len at 8.
-  readonly #out: Ptr;
-  readonly #outView: DataView;
-  #rspBufPtr = 0n;
-  #rspBuf: Uint8Array = EMPTY;
+  #closed = false;
 
   /**
-   * The engine on the normally loaded library (the process' first TPM); loads libtpms
-   * and registers the callbacks on first use. TPMs that may share the process with
-   * others take an engine with `acquireEngine()` (pool.ts) instead.
+   * An engine on a copy of libtpms that no other TPM of this process uses (pool.ts):
+   * the process' first TPM gets the normally loaded library, later ones private
+   * copies. Stopped, without a store; `close()` gives the copy back.
    */
-  static get(): Engine {
-    instance ??= new Engine(loadLibtpms());
-    return instance;
+  static open(): Engine {
+    const lib = takeLibtpms();
+    try {
+      return new Engine(lib);
+    } catch (err) {
+      giveBackLibtpms(lib);
+      throw err;
+    }
   }
 
   /**
-   * Wraps one libtpms copy; registers its callbacks, so only one Engine per copy
-   * (the binding refuses a second registration).
+   * Wraps one libtpms copy and points its callbacks at this engine. Use `open()`: one
+   * engine per copy at a time, since the copy is one TPM.
    */
   constructor(lib: Libtpms) {
     this.#lib = lib;
-    this.#rsp = this.#malloc(16);
-    this.#rspView = new DataView(lib.koffi.view(this.#rsp, 16));
-    this.#out = this.#malloc(16);
-    this.#outView = new DataView(lib.koffi.view(this.#out, 16));
-    new Uint8Array(this.#rspView.buffer).fill(0);
-    lib.registerCallbacks(
+    this.#buf = new NativeBuffers(lib);
+    lib.setCallbacks(
       makeCallbacks(lib, {
         store: () => this.#store,
         locality: () => this.locality,
@@ -144,6 +120,11 @@ export class Engine {
   /** True while a long command runs on the worker thread. */
   get busy(): boolean {
     return this.#idle !== undefined;
+  }
+
+  /** The copy this engine runs on: `libtpms.so.0` or a memfd copy's `/proc/self/fd/N`. */
+  get libraryPath(): string {
+    return this.#lib.path;
   }
 
   /** TPMLIB_GetVersion: major << 16 | minor << 8 | micro, e.g. 0x000902. */
@@ -194,16 +175,16 @@ export class Engine {
   }
 
   /**
-   * Makes this copy fit for another TPM: Terminate, no store, locality 0, libtpms'
-   * log off, and no blob cached by an earlier SetState (choosing the other TPM
-   * version discards them; the next start() chooses again).
+   * Ends this engine and gives its copy back for another TPM (a no-op when closed).
+   * TPMLIB_Terminate (without TPM2_Shutdown: a device sends that first), and the copy
+   * is left with libtpms' log off, no profile and no blob cached by an earlier
+   * SetState (choosing the other TPM version discards them; the next start() chooses
+   * again). Throws ENGINE_BUSY while a command runs on the worker thread.
    */
-  reset(): void {
+  close(): void {
+    if (this.#closed) return;
     this.stop();
     this.#store = undefined;
-    this.locality = 0;
-    this.lastProcessRc = 0;
-    this.lastCallbackError = undefined;
     this.#lib.ChooseTPMVersion(TPMLIB_TPM_VERSION_2);
     this.#lib.ChooseTPMVersion(TPMLIB_TPM_VERSION_1_2);
     // libtpms >= 0.10: a profile set for a start that never happened must not reach the
@@ -212,6 +193,10 @@ export class Engine {
     this.#lib.SetDebugLevel(0);
     this.#lib.SetDebugFD(-1);
     this.#lib.SetDebugPrefix(null);
+    this.#lib.setCallbacks(undefined);
+    this.#buf.free();
+    this.#closed = true;
+    giveBackLibtpms(this.#lib);
   }
 
   /** TPMLIB_Terminate; a no-op when not running. Does not send TPM2_Shutdown. */
@@ -230,14 +215,9 @@ export class Engine {
   execute(cmd: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const version = this.#enterRunning();
     if (isLongCommand(version, cmd)) return this.#executeAsync(cmd);
-    this.lastProcessRc = this.#lib.Process(
-      this.#rsp,
-      this.#rsp + 8n,
-      this.#rsp + 12n,
-      cmd,
-      cmd.length,
-    );
-    return this.#response(version);
+    const rsp = this.#buf.rsp;
+    this.lastProcessRc = this.#lib.Process(rsp, rsp + 8n, rsp + 12n, cmd, cmd.length);
+    return this.#buf.response(version);
   }
 
   /** Runs any command on the worker thread (what `execute` does for long ones). */
@@ -248,13 +228,15 @@ export class Engine {
 
   /** TPMLIB_CancelCommand: only effective while an async command runs (→ 0x909). */
   cancel(): number {
+    // A closed engine's copy may serve another TPM by now.
+    if (this.#closed) return TPM_SUCCESS;
     return this.#lib.CancelCommand();
   }
 
   /** TPMLIB_VolatileAll_Store: the volatile state of the running TPM (~9 KB). */
   volatileAllStore(): StateResult {
     this.#enterRunning();
-    return this.#takeOut((p, l) => this.#lib.VolatileAll_Store(p, l));
+    return this.#buf.takeOut((p, l) => this.#lib.VolatileAll_Store(p, l));
   }
 
   /**
@@ -270,7 +252,7 @@ export class Engine {
   /** TPMLIB_GetState: marshalled state while running, else cached SetState blob or store. */
   getState(type: BlobType): StateResult {
     this.#enter();
-    return this.#takeOut((p, l) => this.#lib.GetState(LIBTPMS_STATE[type], p, l));
+    return this.#buf.takeOut((p, l) => this.#lib.GetState(LIBTPMS_STATE[type], p, l));
   }
 
   /** TPMLIB_ValidateState(types bitmask of TPMLIB_STATE_*); reads via the store, not the cache. */
@@ -283,7 +265,7 @@ export class Engine {
   decodeBlob(text: string): StateResult {
     this.#enter();
     // size_t *result_len: 8 bytes at offset 8 of the out slot.
-    return this.#takeOut((p, l) => this.#lib.DecodeBlob(text, 0, p, l), true);
+    return this.#buf.takeOut((p, l) => this.#lib.DecodeBlob(text, 0, p, l), true);
   }
 
   /** TPMLIB_GetInfo: JSON text, or undefined when libtpms returns NULL. */
@@ -368,6 +350,7 @@ export class Engine {
   }
 
   #assertIdle(): void {
+    if (this.#closed) throw new EngineError('ENGINE_CLOSED', 'the engine is closed');
     if (this.#idle !== undefined) {
       throw new EngineError('ENGINE_BUSY', 'a TPM command is running on the worker thread');
     }
@@ -390,8 +373,8 @@ export class Engine {
     const lib = this.#lib;
     const version = this.#tpmVersion as TpmVersion;
     // The command must stay at a stable native address while the worker reads it.
-    const p = this.#malloc(Math.max(cmd.length, 1));
-    if (cmd.length > 0) new Uint8Array(lib.koffi.view(p, cmd.length)).set(cmd);
+    const p = this.#buf.command(cmd);
+    const rsp = this.#buf.rsp;
     let settle!: (err: unknown, rsp?: Uint8Array) => void;
     const done = new Promise<Uint8Array>((resolve, reject) => {
       settle = (err, rsp) => (err ? reject(err) : resolve(rsp as Uint8Array));
@@ -401,12 +384,12 @@ export class Engine {
       () => undefined,
     );
     try {
-      lib.Process.async(this.#rsp, this.#rsp + 8n, this.#rsp + 12n, p, cmd.length, (err, rc) => {
+      lib.Process.async(rsp, rsp + 8n, rsp + 12n, p, cmd.length, (err, rc) => {
         lib.free(p);
         this.#idle = undefined;
         if (err) return settle(err);
         this.lastProcessRc = rc;
-        settle(undefined, this.#response(version));
+        settle(undefined, this.#buf.response(version));
       });
     } catch (err) {
       lib.free(p);
@@ -414,43 +397,5 @@ export class Engine {
       throw err;
     }
     return done;
-  }
-
-  /** Copies the response out of libtpms' buffer, which it realloc()s at will. */
-  #response(version: TpmVersion): Uint8Array {
-    const v = this.#rspView;
-    const p = v.getBigUint64(0, LE);
-    const len = v.getUint32(8, LE);
-    if (p === 0n || len < 10) return fatalErrorResponse(version);
-    if (p !== this.#rspBufPtr || this.#rspBuf.length < len) {
-      const size = Math.max(v.getUint32(12, LE), len);
-      this.#rspBuf = new Uint8Array(this.#lib.koffi.view(p, size));
-      this.#rspBufPtr = p;
-    }
-    return Buffer.from(this.#rspBuf.subarray(0, len));
-  }
-
-  /** Calls `fn(u8 **buf, len *)`, copies the malloc()ed result out and frees it. */
-  #takeOut(fn: (buf: Ptr, len: Ptr) => number, sizeT = false): StateResult {
-    const v = this.#outView;
-    v.setBigUint64(0, 0n, LE);
-    v.setBigUint64(8, 0n, LE);
-    const rc = fn(this.#out, this.#out + 8n);
-    const p = v.getBigUint64(0, LE);
-    if (p === 0n) return { rc, data: new Uint8Array(0) };
-    const len = sizeT ? Number(v.getBigUint64(8, LE)) : v.getUint32(8, LE);
-    try {
-      const data =
-        len > 0 ? new Uint8Array(new Uint8Array(this.#lib.koffi.view(p, len))) : new Uint8Array(0);
-      return { rc, data };
-    } finally {
-      this.#lib.free(p);
-    }
-  }
-
-  #malloc(size: number): Ptr {
-    const p = this.#lib.malloc(size);
-    if (p === null || p === 0n) throw new EngineError('ENGINE_NO_MEMORY', `malloc(${size}) failed`);
-    return p;
   }
 }

@@ -25,5 +25,5 @@ export {
   TPMPROP_TPM_RSA_KEY_LENGTH_MAX,
 } from './libtpms.js';
 export { loadLibtpmsCopy } from './copies.js';
-export { acquireEngine, enginePoolStats, releaseEngine } from './pool.js';
+export { enginePoolStats } from './pool.js';
 export type { BufferSizeInfo, NvStore, StateName, TpmVersion } from './types.js';

@@ -16,6 +16,7 @@
 import type koffiModule from 'koffi';
 import type { KoffiFunc, TypeObject } from 'koffi';
 import { requireKoffi } from './koffi.js';
+import { declareOnce, nativeKoffi, nativeLibc } from './native.js';
 
 export type Koffi = typeof koffiModule;
 /** Native address as koffi 3 represents it; `null` is NULL. */
@@ -61,7 +62,7 @@ export interface Libtpms {
   readonly koffi: Koffi;
   readonly GetVersion: KoffiFunc<() => number>;
   readonly ChooseTPMVersion: KoffiFunc<(ver: number) => number>;
-  /** Registers the callbacks; see `registerCallbacks`. */
+  /** Registers the callbacks; see `setCallbacks`. */
   readonly RegisterCallbacks: KoffiFunc<(cbs: object) => number>;
   readonly MainInit: KoffiFunc<() => number>;
   readonly Terminate: KoffiFunc<() => void>;
@@ -98,37 +99,48 @@ export interface Libtpms {
   readonly WasManufactured: KoffiFunc<() => boolean> | undefined;
   readonly malloc: KoffiFunc<(size: number) => Ptr | null>;
   readonly free: KoffiFunc<(p: Ptr | null) => void>;
+  /** What this copy was loaded from: `libtpms.so.0` or `/proc/self/fd/N` (copies.ts). */
+  readonly path: string;
   /**
-   * Registers the six JS callbacks (physical presence stays NULL, as in swtpm) with
-   * koffi and libtpms. koffi has 8,192 callback slots per process: call once.
+   * Points this copy's callbacks at `impl` (undefined: every callback fails). The first
+   * call registers six trampolines with koffi and libtpms (physical presence stays
+   * NULL, as in swtpm); later calls only retarget them, so a copy that serves one TPM
+   * after another keeps its six of koffi's 8,192 callback slots.
    */
-  registerCallbacks(impl: CallbackImpls): number;
+  setCallbacks(impl: CallbackImpls | undefined): number;
 }
 
-/**
- * The normally loaded library (the first TPM of the process) and the koffi types every
- * copy shares: koffi refuses a second named type of the same name. Process-wide because
- * a loaded library is.
- */
-let cached: Libtpms | undefined;
-let typesCache: LibtpmsTypes | undefined;
+/** TPM_FAIL (tpm_error.h): every callback's answer while no engine holds the copy. */
+const DETACHED_RC = 0x9;
+const DETACHED: CallbackImpls = {
+  nvramInit: () => DETACHED_RC,
+  nvramLoadData: () => DETACHED_RC,
+  nvramStoreData: () => DETACHED_RC,
+  nvramDeleteName: () => DETACHED_RC,
+  ioInit: () => DETACHED_RC,
+  ioGetLocality: () => DETACHED_RC,
+};
 
 /** koffi, required (not imported) so that it loads on first use only (koffi.ts). */
 export { requireKoffi };
 
 /**
- * Loads libtpms (RTLD_DEEPBIND, so its OpenSSL symbols bind to the system
- * libcrypto instead of the copy statically linked into node) on first use.
- * Every later call returns the same binding: dlopen() of one file yields one copy.
- * A second TPM in the process needs its own copy (see copies.ts).
+ * The normally loaded libtpms (RTLD_DEEPBIND, so its OpenSSL symbols bind to the
+ * system libcrypto instead of the copy statically linked into node), bound on first
+ * use. Every later call returns the same binding: dlopen() of one file yields one copy,
+ * so it is a process-wide fact (native.ts). It does not say which TPM uses the copy
+ * (libraries.ts does); a second TPM in the process needs its own copy (copies.ts).
  *
  * @example
  * const lib = loadLibtpms();
  * lib.GetVersion(); // 0x000902 on Debian 12
  */
-export function loadLibtpms(path = 'libtpms.so.0'): Libtpms {
-  cached ??= bindLibtpms(path);
-  return cached;
+export function loadLibtpms(): Libtpms {
+  return declareOnce(bindFirstCopy);
+}
+
+function bindFirstCopy(): Libtpms {
+  return bindLibtpms('libtpms.so.0');
 }
 
 interface LibtpmsTypes {
@@ -136,8 +148,8 @@ interface LibtpmsTypes {
   readonly Callbacks: TypeObject;
 }
 
+/** koffi refuses a second named type of the same name: declared once for every copy. */
 function libtpmsTypes(koffi: Koffi): LibtpmsTypes {
-  if (typesCache) return typesCache;
   const u32 = 'uint32_t';
   const protos = {
     init: koffi.proto(`${u32} tpm_nvram_init_cb(void)`),
@@ -158,8 +170,16 @@ function libtpmsTypes(koffi: Koffi): LibtpmsTypes {
     tpm_io_getlocality: koffi.pointer(protos.loc),
     tpm_io_getphysicalpresence: koffi.pointer(protos.pp),
   });
-  typesCache = { protos, Callbacks };
-  return typesCache;
+  return { protos, Callbacks };
+}
+
+/** libc's malloc and free, which libtpms' memory comes from and goes back to (§2.1.3). */
+function libcMemory(): Pick<Libtpms, 'malloc' | 'free'> {
+  const libc = nativeLibc();
+  return {
+    malloc: libc.func('void *malloc(size_t size)') as unknown as Libtpms['malloc'],
+    free: libc.func('void free(void *p)') as unknown as Libtpms['free'],
+  };
 }
 
 /**
@@ -167,9 +187,8 @@ function libtpmsTypes(koffi: Koffi): LibtpmsTypes {
  * `/proc/self/fd/N`). Each distinct file is one more TPM: its own globals.
  */
 export function bindLibtpms(path: string): Libtpms {
-  const koffi = requireKoffi();
+  const koffi = nativeKoffi();
   const lib = koffi.load(path, { deep: true });
-  const libc = koffi.load('libc.so.6');
   const f = <T extends (...args: never[]) => unknown>(decl: string) =>
     lib.func(decl) as unknown as KoffiFunc<T>;
   const optional = <T extends (...args: never[]) => unknown>(decl: string) => {
@@ -181,7 +200,8 @@ export function bindLibtpms(path: string): Libtpms {
     }
   };
   const u32 = 'uint32_t';
-  const { protos, Callbacks } = libtpmsTypes(koffi);
+  const { protos, Callbacks } = declareOnce(libtpmsTypes);
+  let target: CallbackImpls | undefined;
   let registered = false;
   const RegisterCallbacks = lib.func('TPMLIB_RegisterCallbacks', u32, [
     koffi.pointer(Callbacks),
@@ -219,32 +239,34 @@ export function bindLibtpms(path: string): Libtpms {
     TPM_Free: f('void TPM_Free(void *p)'),
     SetProfile: optional(`${u32} TPMLIB_SetProfile(const char *profile)`),
     WasManufactured: optional('bool TPMLIB_WasManufactured(void)'),
-    malloc: libc.func('void *malloc(size_t size)') as unknown as Libtpms['malloc'],
-    free: libc.func('void free(void *p)') as unknown as Libtpms['free'],
-    registerCallbacks(impl: CallbackImpls): number {
-      // One set per copy: libtpms keeps one global struct, and each registration takes
-      // six of koffi's 8,192 callback slots.
-      if (registered) throw new Error(`libtpms callbacks already registered for ${path}`);
+    ...declareOnce(libcMemory),
+    path,
+    setCallbacks(impl: CallbackImpls | undefined): number {
+      target = impl;
+      if (registered) return 0;
       registered = true;
+      // One set per copy: libtpms keeps one global struct, and each registration takes
+      // six of koffi's 8,192 callback slots. Without a target libtpms is told TPM_FAIL.
+      const on = () => target ?? DETACHED;
       const reg = (fn: (...a: never[]) => number, proto: TypeObject) =>
         koffi.register(fn, koffi.pointer(proto));
       return RegisterCallbacks({
         sizeOfStruct: koffi.sizeof(Callbacks),
-        tpm_nvram_init: reg(() => impl.nvramInit(), protos.init),
+        tpm_nvram_init: reg(() => on().nvramInit(), protos.init),
         tpm_nvram_loaddata: reg(
-          (d: Ptr, l: Ptr, n: number, s: string) => impl.nvramLoadData(d, l, n, s),
+          (d: Ptr, l: Ptr, n: number, s: string) => on().nvramLoadData(d, l, n, s),
           protos.load,
         ),
         tpm_nvram_storedata: reg(
-          (d: Ptr | null, l: number, n: number, s: string) => impl.nvramStoreData(d, l, n, s),
+          (d: Ptr | null, l: number, n: number, s: string) => on().nvramStoreData(d, l, n, s),
           protos.store,
         ),
         tpm_nvram_deletename: reg(
-          (n: number, s: string, m: number) => impl.nvramDeleteName(n, s, m),
+          (n: number, s: string, m: number) => on().nvramDeleteName(n, s, m),
           protos.del,
         ),
-        tpm_io_init: reg(() => impl.ioInit(), protos.ioInit),
-        tpm_io_getlocality: reg((p: Ptr, n: number) => impl.ioGetLocality(p, n), protos.loc),
+        tpm_io_init: reg(() => on().ioInit(), protos.ioInit),
+        tpm_io_getlocality: reg((p: Ptr, n: number) => on().ioGetLocality(p, n), protos.loc),
         tpm_io_getphysicalpresence: null,
       });
     },

@@ -1,52 +1,49 @@
 /**
- * Which libtpms copies are in use. A loaded library is a process-wide resource, so
- * this bookkeeping is too: the first TPM gets the normally loaded library (no extra
- * cost at start-up), every further one a private copy (copies.ts). A released copy
- * is kept and reused rather than unloaded: dlclose() of code that registered koffi
- * callbacks and OpenSSL state is not worth the risk, and reuse keeps koffi's callback
- * slots (8,192 per process, six per copy) bounded by the peak number of TPMs.
+ * Which libtpms copies are taken by a TPM. A loaded library is a process-wide resource,
+ * so this bookkeeping is too (kept in native.ts): the first TPM gets the normally
+ * loaded library (no extra cost at start-up), every further one a private copy
+ * (copies.ts). A copy given back is kept and handed out again rather than unloaded:
+ * dlclose() of code that registered koffi callbacks and OpenSSL state is not worth the
+ * risk, and reuse keeps koffi's callback slots (8,192 per process, six per copy)
+ * bounded by the peak number of TPMs.
  */
 import { loadLibtpmsCopy } from './copies.js';
-import { Engine, EngineError } from './engine.js';
+import { type Libtpms, loadLibtpms } from './libtpms.js';
+import { declareOnce } from './native.js';
 
-const held = new Set<Engine>();
-const idle: Engine[] = [];
+interface Copies {
+  readonly taken: Set<Libtpms>;
+  /** Given back, stopped and reset by the engine that held it. */
+  readonly free: Libtpms[];
+}
 
-/**
- * An engine no other TPM of this process uses, stopped and without a store.
- *
- * @example
- * const engine = acquireEngine();
- * engine.setStore(store);
- * engine.start('2.0');
- * // ...
- * releaseEngine(engine);
- */
-export function acquireEngine(): Engine {
-  let engine = idle.pop();
-  if (engine === undefined) {
-    const first = Engine.get();
-    engine = held.has(first) ? new Engine(loadLibtpmsCopy()) : first;
-  }
-  held.add(engine);
-  return engine;
+function processCopies(): Copies {
+  return { taken: new Set(), free: [] };
 }
 
 /**
- * Gives the engine back: it is terminated (without TPM2_Shutdown: the device sends
- * that first) and reset. Throws ENGINE_BUSY while a command runs on the worker.
+ * A copy of libtpms that no other TPM of this process uses; give it back with
+ * {@link giveBackLibtpms} once it is stopped and reset (Engine.open/close do both).
  */
-export function releaseEngine(engine: Engine): void {
-  if (!held.has(engine)) return;
-  if (engine.busy) {
-    throw new EngineError('ENGINE_BUSY', 'a TPM command is running on the worker thread');
+export function takeLibtpms(): Libtpms {
+  const copies = declareOnce(processCopies);
+  let lib = copies.free.pop();
+  if (lib === undefined) {
+    const first = loadLibtpms();
+    lib = copies.taken.has(first) ? loadLibtpmsCopy() : first;
   }
-  engine.reset();
-  held.delete(engine);
-  idle.push(engine);
+  copies.taken.add(lib);
+  return lib;
 }
 
-/** Engines in use and loaded copies kept for reuse (for tests and benchmarks). */
+export function giveBackLibtpms(lib: Libtpms): void {
+  const copies = declareOnce(processCopies);
+  if (!copies.taken.delete(lib)) return;
+  copies.free.push(lib);
+}
+
+/** Copies in use and loaded copies kept for reuse (for tests and benchmarks). */
 export function enginePoolStats(): { held: number; idle: number } {
-  return { held: held.size, idle: idle.length };
+  const copies = declareOnce(processCopies);
+  return { held: copies.taken.size, idle: copies.free.length };
 }

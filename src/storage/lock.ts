@@ -1,20 +1,13 @@
 import { constants, closeSync, openSync } from 'node:fs';
-import type koffiModule from 'koffi';
-import { requireKoffi } from '../engine/koffi.js';
+import { declareOnce, nativeKoffi, nativeLibc } from '../engine/native.js';
 import { StorageError, describeFsError } from './errors.js';
-
-type Koffi = typeof koffiModule;
-let koffiLib: Koffi | undefined;
 
 /**
  * koffi through require(), as engine/libtpms.ts loads it, on first use. An ESM
  * `import koffi` would evaluate koffi's separate ESM wrapper as well: two copies of its
  * JS (platform detection included) in one process.
  */
-function koffi(): Koffi {
-  koffiLib ??= requireKoffi();
-  return koffiLib;
-}
+const koffi = nativeKoffi;
 
 // fcntl(2) and struct flock on Linux x86_64/aarch64 (glibc): short l_type, short
 // l_whence, 4 bytes padding, int64 l_start, int64 l_len, int32 l_pid, 4 bytes padding.
@@ -31,17 +24,18 @@ interface Libc {
   fcntl: (fd: number, cmd: number, type: string, arg: Buffer) => number;
   lseek: (fd: number, off: number, whence: number) => number | bigint;
 }
-let libc: Libc | undefined;
+
+/** Bound once per process (engine/native.ts). */
+function declareLibc(): Libc {
+  const lib = nativeLibc();
+  return {
+    fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
+    lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
+  };
+}
 
 function getLibc(): Libc {
-  if (libc === undefined) {
-    const lib = koffi().load('libc.so.6');
-    libc = {
-      fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
-      lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
-    };
-  }
-  return libc;
+  return declareOnce(declareLibc);
 }
 
 /**

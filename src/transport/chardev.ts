@@ -9,25 +9,24 @@
  */
 import { close, open, read, write } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
-import type koffiModule from 'koffi';
-import { requireKoffi } from '../engine/koffi.js';
+import type { Koffi } from '../engine/koffi.js';
+import { declareOnce, nativeLibc } from '../engine/native.js';
 
-type Koffi = typeof koffiModule;
 type IoctlFn = ((fd: number, req: number, arg: Buffer) => number) & {
   async: (fd: number, req: number, arg: Buffer, cb: (err: unknown, ret: number) => void) => void;
 };
 
-let bound: { koffi: Koffi; ioctl: IoctlFn } | undefined;
-
-function lib() {
-  if (bound) return bound;
-  const koffi = requireKoffi();
+/** Bound once per process (engine/native.ts). */
+function declareIoctl(koffi: Koffi): { koffi: Koffi; ioctl: IoctlFn } {
   // ioctl is variadic; a fixed (int, unsigned long, void *) prototype passes the same
   // registers on x86_64 and aarch64. A Buffer argument is passed as its own memory, so
   // the kernel's copy-out lands in it.
-  const ioctl = koffi.load('libc.so.6').func('int ioctl(int, unsigned long, void *)') as IoctlFn;
-  bound = { koffi, ioctl };
-  return bound;
+  const ioctl = nativeLibc().func('int ioctl(int, unsigned long, void *)') as IoctlFn;
+  return { koffi, ioctl };
+}
+
+function lib() {
+  return declareOnce(declareIoctl);
 }
 
 /** A failed call on a device; `code` is the errno name (`'EINVAL'`), `errno` its number. */

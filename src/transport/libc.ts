@@ -10,10 +10,8 @@
  * fails, except EAGAIN/EWOULDBLOCK on the non-blocking I/O calls, which return -1.
  */
 import { getSystemErrorName } from 'node:util';
-import type koffiModule from 'koffi';
-import { requireKoffi } from '../engine/koffi.js';
-
-type Koffi = typeof koffiModule;
+import type { Koffi } from '../engine/koffi.js';
+import { declareOnce, nativeLibc } from '../engine/native.js';
 type Fn = (...args: unknown[]) => number;
 
 /** Linux values (asm-generic; identical on x86_64 and aarch64). */
@@ -82,15 +80,16 @@ interface Bound {
   free: (ptr: bigint) => void;
 }
 
-let bound: Bound | undefined;
-
 function lib(): Bound {
-  if (bound) return bound;
-  const koffi = requireKoffi();
-  const c = koffi.load('libc.so.6');
+  return declareOnce(declareLibc);
+}
+
+/** Bound once per process (engine/native.ts). */
+function declareLibc(koffi: Koffi): Bound {
+  const c = nativeLibc();
   // ssize_t and size_t are `long`/`size_t` (64-bit on LP64); pointers travel as BigInt
   // or as a Buffer (koffi passes the Buffer's own memory, without copying).
-  bound = {
+  return {
     koffi,
     socket: c.func('int socket(int, int, int)'),
     socketpair: c.func('int socketpair(int, int, int, int *sv)'),
@@ -110,7 +109,6 @@ function lib(): Bound {
     malloc: c.func('void *malloc(size_t)'),
     free: c.func('void free(void *)'),
   };
-  return bound;
 }
 
 /** The koffi module itself (loaded lazily with libc); for `koffi.node.poll` and views. */

@@ -1,4 +1,4 @@
-// Engine against the real libtpms 0.9.2 (no mocks). The tests share Engine.get(), one copy
+// Engine against the real libtpms 0.9.2 (no mocks). The tests share one Engine, one copy
 // of libtpms, and run in order; each group leaves the engine stopped.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -89,9 +89,9 @@ function createPrimaryRsa(bits: number, unique = Buffer.alloc(0)): Buffer {
 }
 const flushContext = (handle: number) => cmd2(ST_NO_SESSIONS, 0x165, u32(handle));
 
-const engine = Engine.get();
+const engine = Engine.open();
 after(() => {
-  if (!engine.busy) engine.stop();
+  if (!engine.busy) engine.close();
 });
 
 describe('Engine, TPM 2', () => {

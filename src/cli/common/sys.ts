@@ -4,27 +4,24 @@
  * transport/chardev.ts, shared with the client library.)
  */
 import { constants } from 'node:os';
-import type koffiModule from 'koffi';
-import { requireKoffi } from '../../engine/koffi.js';
-
-type Koffi = typeof koffiModule;
+import type { Koffi } from '../../engine/koffi.js';
+import { declareOnce, nativeLibc } from '../../engine/native.js';
 
 interface Libc {
   koffi: Koffi;
   strerror: (errno: number) => string;
 }
 
-let libc: Libc | undefined;
+/** Bound once per process (engine/native.ts). */
+function declareLibc(koffi: Koffi): Libc {
+  return {
+    koffi,
+    strerror: nativeLibc().func('const char *strerror(int)') as unknown as Libc['strerror'],
+  };
+}
 
 function lib(): Libc {
-  if (libc) return libc;
-  const koffi = requireKoffi();
-  const c = koffi.load('libc.so.6');
-  libc = {
-    koffi,
-    strerror: c.func('const char *strerror(int)') as unknown as Libc['strerror'],
-  };
-  return libc;
+  return declareOnce(declareLibc);
 }
 
 const ERRNO = constants.errno as Readonly<Record<string, number>>;

@@ -22,7 +22,7 @@ export function printCapabilities(cfg: Config): string {
     'nvram-backend-dir',
     'nvram-backend-file',
   );
-  const engine = loadEngine();
+  const engine = openEngine();
   if (cfg.tpm2) {
     for (const size of rsaKeySizes(engine)) f.push(`rsa-keysize-${size}`);
   }
@@ -38,12 +38,14 @@ export function printCapabilities(cfg: Config): string {
   );
   const list = f.map((x) => `"${x}"`).join(', ');
   const prof = profiles && engine ? ` "profiles": { ${profileCaps(engine, cfg.tpm2)}},` : '';
+  engine?.close();
   return `{ "type": "swtpm", "features": [ ${list} ],${prof} "version": "0.10.0" }`;
 }
 
-function loadEngine(): Engine | undefined {
+/** An engine to ask about the loaded libtpms; undefined when it cannot be loaded. */
+function openEngine(): Engine | undefined {
   try {
-    return Engine.get();
+    return Engine.open();
   } catch {
     return undefined;
   }

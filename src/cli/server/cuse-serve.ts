@@ -1,6 +1,5 @@
 import { chownSync, existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { CuseSession, cuseRequestChannel } from '../../device/cuse-session.js';
-import { Engine } from '../../engine/engine.js';
 import { TPM_SUCCESS } from '../../protocol/tpm/results.js';
 import { parseTpmstate } from '../../storage/uri.js';
 import { CUSE_DEVICE, CuseChannel } from '../../transport/cuse.js';
@@ -8,7 +7,7 @@ import { resolveUser, runAs } from '../common/runas.js';
 import { CliError } from '../common/subopts.js';
 import type { Config } from './args.js';
 import { notifyReady } from './daemon.js';
-import { attachLog, createDevice } from './device-setup.js';
+import { attachLog, createDevice, ownEngine } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
@@ -29,10 +28,11 @@ export async function serveCuse(
   // The launcher is gone once we are ready: a write to its stderr pipe must not kill us.
   process.stderr.on('error', () => {});
   const version = cfg.tpm2 ? '2.0' : '1.2';
-  const profile = resolveProfile(cfg, Engine.get());
-  makeStateDir(cfg.tpmstate, cfg.runas);
-  const storage = openStorage(cfg, version);
-  const device = createDevice(cfg, CAPS_CUSE, storage, profile);
+  const device = ownEngine((engine) => {
+    const profile = resolveProfile(cfg, engine);
+    makeStateDir(cfg.tpmstate, cfg.runas);
+    return createDevice(cfg, CAPS_CUSE, openStorage(cfg, version), profile, engine);
+  });
   const pcap = cfg.pcap !== undefined ? PcapSink.open(cfg.pcap, version === '2.0') : undefined;
 
   let pidFile: string | undefined;
@@ -145,14 +145,18 @@ export async function serveCuse(
  */
 export async function printInfoCuse(cfg: Config): Promise<void> {
   const version = cfg.tpm2 ? '2.0' : '1.2';
-  const early = earlyInfo(cfg, version);
-  if (early !== undefined) {
-    process.stdout.write(early);
-    return;
-  }
-  const profile = resolveProfile(cfg, Engine.get());
-  makeStateDir(cfg.tpmstate);
-  const device = createDevice(cfg, CAPS_CUSE, openStorage(cfg, version), profile);
+  const device = ownEngine((engine) => {
+    const early = earlyInfo(cfg, version, engine);
+    if (early !== undefined) {
+      engine.close();
+      process.stdout.write(early);
+      return undefined;
+    }
+    const profile = resolveProfile(cfg, engine);
+    makeStateDir(cfg.tpmstate);
+    return createDevice(cfg, CAPS_CUSE, openStorage(cfg, version), profile, engine);
+  });
+  if (device === undefined) return;
   const rc = device.startTpm(0);
   if (rc === TPM_SUCCESS) process.stdout.write(infoText(device.engine, cfg.printInfo));
   device.engine.stop();

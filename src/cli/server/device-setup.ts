@@ -1,14 +1,34 @@
 import { Device } from '../../device/device.js';
+import { Engine } from '../../engine/engine.js';
 import type { Config } from './args.js';
 import type { Logger } from './log.js';
 import { type ServerStorage, openStorage } from './storage-setup.js';
 
-/** The device every front end builds from the command line, with its storage. */
+/**
+ * Opens the engine of a server's TPM and hands it to `use`, which asks it what must be
+ * known before any state is opened (`--print-info`, `--profile`) and passes it on to the
+ * device it creates; closed again if `use` throws before that.
+ */
+export function ownEngine<T>(use: (engine: Engine) => T): T {
+  const engine = Engine.open();
+  try {
+    return use(engine);
+  } catch (err) {
+    engine.close();
+    throw err;
+  }
+}
+
+/**
+ * The device every front end builds from the command line, with its storage; it owns
+ * `engine` when given, else opens its own.
+ */
 export function createDevice(
   cfg: Config,
   caps: number,
   storage?: ServerStorage,
   profile?: string,
+  engine?: Engine,
 ): Device {
   const version = cfg.tpm2 ? '2.0' : '1.2';
   const store = storage ?? openStorage(cfg, version);
@@ -26,6 +46,7 @@ export function createDevice(
     releaseLockOutgoing: cfg.migration.releaseLockOutgoing,
     lockStorage: store.lockWanted,
     ...(profile !== undefined ? { profile } : {}),
+    ...(engine !== undefined ? { engine } : {}),
   });
 }
 

@@ -5,7 +5,7 @@
  * the TPM runs and just before the process reports ready.
  */
 import { closeSync, openSync } from 'node:fs';
-import { Engine } from '../../engine/engine.js';
+import { loadLibtpms } from '../../engine/libtpms.js';
 import { loadChrootLibs } from '../../sandbox/chroot.js';
 import { type SeccompAction, installSeccomp, loadLibseccomp } from '../../sandbox/seccomp.js';
 import { installTestHook } from '../../sandbox/test-hook.js';
@@ -107,7 +107,7 @@ async function preloadServer(cfg: Config): Promise<void> {
   // prctl through koffi from cli/: main() calls it again after the chroot
   setNotDumpable();
   // libtpms (and its libcrypto) through koffi: engine/libtpms.ts
-  Engine.get();
+  loadLibtpms();
   // libc for Unix sockets, fd passing and CUSE: transport/libc.ts
   (await import('../../transport/libc.js')).koffi();
   // fcntl/lseek for the state lock: storage/lock.ts binds them on first use

@@ -3,7 +3,6 @@ import { serveCtrl } from '../../device/ctrl-session.js';
 import { serveData } from '../../device/data-session.js';
 import type { Device } from '../../device/device.js';
 import { type WireMessage, formatWireDump, wireChannel } from '../../device/trace.js';
-import { Engine } from '../../engine/engine.js';
 import {
   TPM_BAD_PARAMETER,
   TPM_FAIL,
@@ -17,7 +16,7 @@ import { vtpmProxyConn } from '../../transport/vtpm-conn.js';
 import { CliError } from '../common/subopts.js';
 import { errText } from '../common/sys.js';
 import type { ChannelConfig, Config } from './args.js';
-import { attachLog, createDevice } from './device-setup.js';
+import { attachLog, createDevice, ownEngine } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
@@ -59,23 +58,25 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   const version = cfg.tpm2 ? '2.0' : '1.2';
   // --print-profiles, the --profile checks and --print-info without a state location
   // come before any state is opened (swtpm: after --print-states).
-  let profile: string | undefined;
-  if (!cfg.printStates) {
-    const early = earlyInfo(cfg, version);
-    if (early !== undefined) {
-      process.stdout.write(early);
-      return;
-    }
-    profile = resolveProfile(cfg, Engine.get());
-    startupStep('engine');
-  }
-  const storage = openStorage(cfg, version);
   if (cfg.printStates) {
+    const storage = openStorage(cfg, version);
     process.stdout.write(printStates(storage.backend, version));
     storage.backend.close();
     return;
   }
-  const device = createDevice(cfg, version === '2.0' ? CAPS_TPM2 : CAPS_TPM12, storage, profile);
+  const device = ownEngine((engine) => {
+    const early = earlyInfo(cfg, version, engine);
+    if (early !== undefined) {
+      engine.close();
+      process.stdout.write(early);
+      return undefined;
+    }
+    const profile = resolveProfile(cfg, engine);
+    startupStep('engine');
+    const caps = version === '2.0' ? CAPS_TPM2 : CAPS_TPM12;
+    return createDevice(cfg, caps, openStorage(cfg, version), profile, engine);
+  });
+  if (device === undefined) return;
   startupStep('state');
   let pcap: PcapSink | undefined;
 

@@ -4,7 +4,7 @@
  * profiles need libtpms 0.10, detected by the presence of TPMLIB_SetProfile.
  */
 import { closeSync, readFileSync, readSync } from 'node:fs';
-import { Engine } from '../../engine/engine.js';
+import type { Engine } from '../../engine/engine.js';
 import type { TpmVersion } from '../../engine/types.js';
 import { CliError } from '../common/subopts.js';
 import type { Config } from './args.js';
@@ -42,9 +42,8 @@ export function profilesText(engine: Engine): string {
  * What `--print-profiles`, or `--print-info` without a state location (GetInfo without
  * MainInit), prints; undefined when neither applies. Chooses the TPM version first.
  */
-export function earlyInfo(cfg: Config, version: TpmVersion): string | undefined {
+export function earlyInfo(cfg: Config, version: TpmVersion, engine: Engine): string | undefined {
   if (!cfg.printProfiles && cfg.printInfo === 0) return undefined;
-  const engine = Engine.get();
   engine.choose(version);
   if (cfg.printProfiles) return profilesText(engine);
   const stateGiven = cfg.tpmstate !== undefined || (process.env.TPM_PATH ?? '') !== '';
