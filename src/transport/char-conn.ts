@@ -1,7 +1,7 @@
-import { createReadStream, writeSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import tty from 'node:tty';
-import { type Conn, noop } from './conn.js';
+import { type Conn, fdWriter, noop } from './conn.js';
 
 /**
  * A character device or pty as a data channel (`chardev --chardev PATH`, `--fd N`): one
@@ -65,15 +65,12 @@ function deviceConn(fd: number): Conn {
     onClose: noop,
     onDrain: noop,
     onEnd: () => conn.close(),
-    write(buf) {
-      if (closed) return true;
-      try {
-        writeSync(fd, buf);
-      } catch {
-        conn.close(); // the device is gone (EIO) or not writable
-      }
-      return true;
-    },
+    // A failed write(): the device is gone (EIO) or not writable.
+    write: fdWriter(
+      fd,
+      () => closed,
+      () => conn.close(),
+    ),
     close() {
       if (closed) return;
       closed = true;

@@ -1,3 +1,5 @@
+import { writeSync } from 'node:fs';
+
 /**
  * A byte connection as the session layer sees it: chunks in (each one read, with any
  * fds that rode along), whole buffers out. Transports implement it; they know nothing
@@ -43,3 +45,28 @@ export interface ConnServer {
 }
 
 export const noop = (): void => {};
+
+/**
+ * `Conn.write` for a device fd whose driver takes a whole response in one write() or
+ * fails it (a character device, the vTPM proxy), as swtpm writes: one synchronous
+ * write(), nothing queued here, so it always returns true. A failed write() goes to
+ * `onError`; once `isClosed()` nothing is written.
+ *
+ * @example
+ * const conn: Conn = { ...others, write: fdWriter(fd, () => closed, () => conn.close()) };
+ */
+export function fdWriter(
+  fd: number,
+  isClosed: () => boolean,
+  onError: (err: NodeJS.ErrnoException) => void,
+): (buf: Uint8Array) => boolean {
+  return (buf) => {
+    if (isClosed()) return true;
+    try {
+      writeSync(fd, buf);
+    } catch (err) {
+      onError(err as NodeJS.ErrnoException);
+    }
+    return true;
+  };
+}

@@ -6,10 +6,10 @@
  * ever waits in poll() with a short timeout, and read() runs once POLLIN says a
  * command is queued: one read() is one whole command, one write() one response.
  */
-import { closeSync, read, writeSync } from 'node:fs';
+import { closeSync, read } from 'node:fs';
 import type koffiModule from 'koffi';
 import { requireKoffi } from '../engine/koffi.js';
-import { type Conn, noop } from './conn.js';
+import { type Conn, fdWriter, noop } from './conn.js';
 
 type Koffi = typeof koffiModule;
 interface PollFd {
@@ -98,15 +98,7 @@ export function vtpmProxyConn(
     onEnd: () => conn.close(),
     // One synchronous write(): the kernel takes a whole response or fails, nothing
     // stays queued here.
-    write(buf) {
-      if (closed) return true;
-      try {
-        writeSync(fd, buf);
-      } catch (err) {
-        onWriteError(err as NodeJS.ErrnoException);
-      }
-      return true;
-    },
+    write: fdWriter(fd, () => closed, onWriteError),
     close() {
       if (closed) return;
       closed = true;
