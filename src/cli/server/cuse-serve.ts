@@ -7,12 +7,11 @@ import { resolveUser, runAs } from '../common/runas.js';
 import { CliError } from '../common/subopts.js';
 import type { Config } from './args.js';
 import { notifyReady } from './daemon.js';
-import { attachLog, createDevice, ownEngine } from './device-setup.js';
+import { attachLog, openDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
-import { openStorage } from './storage-setup.js';
-import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
+import { infoText } from './tpm-info.js';
 
 /** What swtpm 0.8+'s CUSE front end advertises: all but SET_DATAFD and the TCG prefix. */
 export const CAPS_CUSE = 0x16fff;
@@ -28,11 +27,8 @@ export async function serveCuse(
   // The launcher is gone once we are ready: a write to its stderr pipe must not kill us.
   process.stderr.on('error', () => {});
   const version = cfg.tpm2 ? '2.0' : '1.2';
-  const device = ownEngine((engine) => {
-    const profile = resolveProfile(cfg, engine);
-    makeStateDir(cfg.tpmstate, cfg.runas);
-    return createDevice(cfg, CAPS_CUSE, openStorage(cfg, version), profile, engine);
-  });
+  const device = openDevice(cfg, CAPS_CUSE, () => makeStateDir(cfg.tpmstate, cfg.runas));
+  if (device === undefined) return; // not reached: cuse.ts sends --print-* to printInfoCuse
   const pcap = cfg.pcap !== undefined ? PcapSink.open(cfg.pcap, version === '2.0') : undefined;
 
   let pidFile: string | undefined;
@@ -144,18 +140,7 @@ export async function serveCuse(
  * location the TPM is started (and state created) so that GetInfo reports on it.
  */
 export async function printInfoCuse(cfg: Config): Promise<void> {
-  const version = cfg.tpm2 ? '2.0' : '1.2';
-  const device = ownEngine((engine) => {
-    const early = earlyInfo(cfg, version, engine);
-    if (early !== undefined) {
-      engine.close();
-      process.stdout.write(early);
-      return undefined;
-    }
-    const profile = resolveProfile(cfg, engine);
-    makeStateDir(cfg.tpmstate);
-    return createDevice(cfg, CAPS_CUSE, openStorage(cfg, version), profile, engine);
-  });
+  const device = openDevice(cfg, CAPS_CUSE, () => makeStateDir(cfg.tpmstate));
   if (device === undefined) return;
   const rc = device.startTpm(0);
   if (rc === TPM_SUCCESS) process.stdout.write(infoText(device.engine, cfg.printInfo));

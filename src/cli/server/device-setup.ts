@@ -3,16 +3,32 @@ import { Engine } from '../../engine/engine.js';
 import type { Config } from './args.js';
 import type { Logger } from './log.js';
 import { type ServerStorage, openStorage } from './storage-setup.js';
+import { earlyInfo, resolveProfile } from './tpm-info.js';
 
 /**
- * Opens the engine of a server's TPM and hands it to `use`, which asks it what must be
- * known before any state is opened (`--print-info`, `--profile`) and passes it on to the
- * device it creates; closed again if `use` throws before that.
+ * The device of a server's one TPM, on an engine opened for it and asked first what
+ * swtpm answers before any state is opened: `--print-profiles` or `--print-info`
+ * without a state location (printed; undefined is returned), then the `--profile`
+ * checks. `beforeState` runs next, then the state is opened and the device created; it
+ * owns the engine from then on. Nothing is left open when this throws.
  */
-export function ownEngine<T>(use: (engine: Engine) => T): T {
+export function openDevice(
+  cfg: Config,
+  caps: number,
+  beforeState: () => void = () => {},
+): Device | undefined {
+  const version = cfg.tpm2 ? '2.0' : '1.2';
   const engine = Engine.open();
   try {
-    return use(engine);
+    const early = earlyInfo(cfg, version, engine);
+    if (early !== undefined) {
+      engine.close();
+      process.stdout.write(early);
+      return undefined;
+    }
+    const profile = resolveProfile(cfg, engine);
+    beforeState();
+    return createDevice(cfg, caps, openStorage(cfg, version), profile, engine);
   } catch (err) {
     engine.close();
     throw err;

@@ -16,13 +16,13 @@ import { vtpmProxyConn } from '../../transport/vtpm-conn.js';
 import { CliError } from '../common/subopts.js';
 import { errText } from '../common/sys.js';
 import type { ChannelConfig, Config } from './args.js';
-import { attachLog, createDevice, ownEngine } from './device-setup.js';
+import { attachLog, openDevice } from './device-setup.js';
 import type { Logger } from './log.js';
 import { PcapSink } from './pcap.js';
 import { writePid } from './pidfile.js';
 import { startupStep } from './startup-trace.js';
 import { openStorage, printStates } from './storage-setup.js';
-import { earlyInfo, infoText, resolveProfile } from './tpm-info.js';
+import { infoText } from './tpm-info.js';
 import { openVtpmProxy } from './vtpm.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
@@ -64,18 +64,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     storage.backend.close();
     return;
   }
-  const device = ownEngine((engine) => {
-    const early = earlyInfo(cfg, version, engine);
-    if (early !== undefined) {
-      engine.close();
-      process.stdout.write(early);
-      return undefined;
-    }
-    const profile = resolveProfile(cfg, engine);
-    startupStep('engine');
-    const caps = version === '2.0' ? CAPS_TPM2 : CAPS_TPM12;
-    return createDevice(cfg, caps, openStorage(cfg, version), profile, engine);
-  });
+  const caps = version === '2.0' ? CAPS_TPM2 : CAPS_TPM12;
+  const device = openDevice(cfg, caps, () => startupStep('engine'));
   if (device === undefined) return;
   startupStep('state');
   let pcap: PcapSink | undefined;
