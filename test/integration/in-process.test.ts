@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { enginePoolStats } from '../../src/engine/index.js';
 import { startTpm, startTpmInProcess } from '../../src/index.js';
 import { tempDir } from '../helpers/procs.js';
 
@@ -21,6 +22,17 @@ test('startTpmInProcess() serves a TPM 2.0 on Unix sockets without spawning', as
   }
   assert.equal(existsSync(t.ctrlPath), false, 'sockets are removed');
   assert.equal(existsSync(t.stateDir), false, 'the temporary state is removed');
+});
+
+test('an in-process TPM that cannot start gives its libtpms copy back', async () => {
+  const held = enginePoolStats().held;
+  // Refused by the --profile check (libtpms 0.9 has no profiles; 0.10 rejects the name),
+  // after the engine was opened and before any state exists.
+  await assert.rejects(startTpmInProcess({ args: ['--profile', 'name=no-such-profile'] }));
+  assert.equal(enginePoolStats().held, held, 'after a refused --profile');
+  // Refused when the state is opened: the key file does not exist.
+  await assert.rejects(startTpmInProcess({ args: ['--key', 'file=/nonexistent/key'] }));
+  assert.equal(enginePoolStats().held, held, 'after an unusable --key');
 });
 
 test('an in-process TPM started after another closed; startup none waits for CMD_INIT', async () => {
