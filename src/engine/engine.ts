@@ -73,11 +73,8 @@ export class Engine {
     }
   }
 
-  /**
-   * Wraps one libtpms copy and points its callbacks at this engine. Use `open()`: one
-   * engine per copy at a time, since the copy is one TPM.
-   */
-  constructor(lib: Libtpms) {
+  /** Wraps a copy taken for it and points the copy's callbacks at this engine. */
+  private constructor(lib: Libtpms) {
     this.#lib = lib;
     this.#buf = new NativeBuffers(lib);
     lib.setCallbacks(
