@@ -1,8 +1,10 @@
 /**
  * What bin/tswtpm.js runs (as the CommonJS bundle, or as modules). Before the rest of the
  * CLI is evaluated, a server start hands the loading of libtpms and libseccomp to the
- * thread pool (engine/prefetch.ts): with the bundle, the CLI's modules are initialised
- * only by the dynamic import below, in parallel with those loads.
+ * thread pool (engine/prefetch.ts). Then the server's own modules are initialised (with
+ * the bundle, only the dynamic imports below do that): JavaScript work that runs on the
+ * main thread while the pool loads the libraries. Main thread work that would touch the
+ * dynamic linker in the meantime (a koffi declaration) would wait for those loads.
  */
 import { prefetchServerLibraries } from '../../engine/prefetch.js';
 
@@ -10,8 +12,11 @@ import { prefetchServerLibraries } from '../../engine/prefetch.js';
 const SERVES = new Set(['socket', 'chardev', 'cuse', 'host']);
 
 export async function main(argv: string[]): Promise<void> {
-  if (SERVES.has(argv[0] ?? '') && !argv.includes('--help') && !argv.includes('-h')) {
+  const sub = argv[0] ?? '';
+  if (SERVES.has(sub) && !argv.includes('--help') && !argv.includes('-h')) {
     prefetchServerLibraries();
+    // (the socket and chardev front end; tswtpm.ts imports it on its own too)
+    if (sub === 'socket' || sub === 'chardev') await import('./server.js');
   }
   const cli = await import('./tswtpm.js');
   return cli.main(argv);
