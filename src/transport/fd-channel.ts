@@ -8,6 +8,7 @@
  * which is exactly swtpm's unit of work: a control request starts with one recvmsg,
  * a TPM command on a data fd is one read (control-channel.md §2.2, §3.2).
  */
+import { declareOnce } from '../engine/native.js';
 import * as L from './libc.js';
 
 /** What one recvmsg() delivered. */
@@ -60,9 +61,13 @@ export type PollCallback = (status: number, ev: { readable: boolean; writable: b
 
 /**
  * Live uv_poll handles. A PollHandle nobody references is garbage-collected, and its
- * finalizer closes the uv_poll: events stop and the process may exit. Keep them here.
+ * finalizer closes the uv_poll: events stop and the process may exit. They are kept in
+ * one process-wide set (engine/native.ts), as koffi's handles are process-wide.
  */
-const livePolls = new Set<PollHandle>();
+function pollRegistry(): Set<PollHandle> {
+  return new Set<PollHandle>();
+}
+const livePolls = (): Set<PollHandle> => declareOnce(pollRegistry);
 
 interface PendingWrite {
   buf: Uint8Array;
@@ -88,14 +93,14 @@ export function startPoll(
   };
   const h = k.node.poll(fd, opts, cb);
   if (!h) throw new Error(`uv_poll on fd ${fd} failed`);
-  livePolls.add(h);
+  livePolls().add(h);
   return h;
 }
 
 /** Stops and releases a handle from startPoll(); do this before close(fd). */
 export function closePoll(h: PollHandle): void {
   h.close(); // uv_poll_stop now, uv_close completes on the next loop turn
-  livePolls.delete(h);
+  livePolls().delete(h);
 }
 
 function closedError(): Error {

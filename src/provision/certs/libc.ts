@@ -5,9 +5,9 @@
  * glibc's texts as swtpm_localca's do.
  */
 import { closeSync, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import type koffiModule from 'koffi';
+import type { Koffi } from '../../engine/koffi.js';
+import { declareOnce, nativeLibc } from '../../engine/native.js';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -22,9 +22,9 @@ interface Libc {
   strerror: (errno: number) => string;
 }
 
-function libc(): Libc {
-  const koffi = createRequire(import.meta.url)('koffi') as typeof koffiModule;
-  const c = koffi.load('libc.so.6');
+/** Declared once per process (engine/native.ts). */
+function declareLibc(koffi: Koffi): Libc {
+  const c = nativeLibc();
   const loc = c.func('int *__errno_location(void)') as unknown as () => unknown;
   return {
     flock: c.func('int flock(int, int)') as unknown as FlockFn,
@@ -32,6 +32,8 @@ function libc(): Libc {
     strerror: c.func('const char *strerror(int)') as unknown as (errno: number) => string,
   };
 }
+
+const libc = (): Libc => declareOnce(declareLibc);
 
 const ERRNO = constants.errno as Readonly<Record<string, number>>;
 
