@@ -16,7 +16,7 @@
  * The pool's threads start with the first job, which the seccomp filter needs anyway
  * (sandbox/threads.ts).
  */
-import { requireKoffi } from './koffi.js';
+import { nativeLibc } from './native.js';
 
 /** dlfcn.h (glibc, every Linux architecture). */
 const RTLD_NOW = 0x2;
@@ -35,8 +35,7 @@ const SERVER_LIBRARIES: readonly { readonly name: string; readonly flags: number
  */
 export function prefetchServerLibraries(): void {
   try {
-    const koffi = requireKoffi();
-    const dlopen = koffi.load('libc.so.6').func('void *dlopen(const char *file, int mode)');
+    const dlopen = nativeLibc().func('void *dlopen(const char *file, int mode)');
     for (const lib of SERVER_LIBRARIES) dlopen.async(lib.name, lib.flags, () => {});
   } catch {
     // (no koffi, or not glibc): the bindings load synchronously as before
