@@ -20,6 +20,12 @@ export interface Reply {
   readonly hex: string;
   /** The server closed the connection. */
   readonly eof: boolean;
+  /**
+   * How long the client took from the start of its first write to the end of its last
+   * (pauses included): an upper bound on the time between the first and the last byte
+   * reaching the server.
+   */
+  readonly sendMs?: number;
 }
 
 export interface ExchangeOptions {
@@ -78,6 +84,8 @@ function connectOnce(ep: Endpoint, onData: (b: Buffer) => void, onEnd: () => voi
     const s = new Socket();
     let connected = false;
     s.on('data', onData);
+    // 'end' (the server's FIN) comes in the same loop phase as data; 'close' later.
+    s.on('end', onEnd);
     s.on('close', () => {
       if (connected) onEnd();
     });
@@ -149,12 +157,18 @@ export async function exchange(
       ? connectFdChannel(ep.path, onData, onEnd)
       : await connectNet(ep, onData, onEnd);
   const start = Date.now();
+  let sent = start;
   let result: Reply;
   try {
-    for (const s of steps) {
-      if (eof) break;
+    for (const [i, s] of steps.entries()) {
+      // Closed before the last piece went out: the server stopped waiting meanwhile.
+      if (eof) {
+        sent = Date.now();
+        break;
+      }
       await link.write(bytes(s.data), s.fds ?? []);
       last = Date.now();
+      if (i === steps.length - 1) sent = last;
       if (s.pauseMs) await sleep(s.pauseMs);
     }
     last = Math.max(last, Date.now());
@@ -162,7 +176,15 @@ export async function exchange(
       const now = Date.now();
       const q = chunks.length === 0 ? Math.max(quiet, o.emptyQuietMs ?? 1000) : quiet;
       const left = Math.min(last + q - now, start + (o.maxMs ?? 10000) - now);
-      if (left <= 0) break;
+      if (left <= 0) {
+        // After a stall (a loaded machine) the event loop runs expired timers before it
+        // reads sockets: a reply or EOF already waiting must count before "quiet" does
+        // (two turns: a socket's 'close' comes in the phase after setImmediate's).
+        const seen = chunks.length;
+        for (let turn = 0; turn < 2; turn++) await new Promise<void>((r) => setImmediate(r));
+        if (eof || chunks.length !== seen) continue;
+        break;
+      }
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
         wake = () => {
@@ -173,7 +195,7 @@ export async function exchange(
       wake = undefined;
     }
     // Before close(): closing an FdChannel reports through the same callback.
-    result = { hex: Buffer.concat(chunks).toString('hex'), eof };
+    result = { hex: Buffer.concat(chunks).toString('hex'), eof, sendMs: sent - start };
   } finally {
     link.close();
   }

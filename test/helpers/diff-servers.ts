@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root (this file runs from dist/test/helpers). */
-import { freePort, freePortPair } from './procs.js';
+import { freePort, freePortPair, run } from './procs.js';
 import { canConnect } from './spawn-tswtpm.js';
 
 export { freePort, freePortPair };
@@ -195,12 +195,14 @@ export async function makeSharedState(tpm2 = true): Promise<string> {
     flags: 'not-need-init,startup-clear',
   });
   try {
-    const r = spawnSync('swtpm_ioctl', [
+    // Not spawnSync: this runs while other scripts of the same file are mid-exchange,
+    // and a blocked event loop stretches their split writes past swtpm's 500 ms deadline.
+    const r = await run('swtpm_ioctl', [
       '--tcp',
       `127.0.0.1:${(s.ctrl as { port: number }).port}`,
       '-s',
     ]);
-    if (r.status !== 0) throw new Error(`swtpm_ioctl -s failed: ${r.stderr}`);
+    if (r.code !== 0) throw new Error(`swtpm_ioctl -s failed: ${r.stderr}`);
     await s.exited;
     cpSync(s.stateDir, dir, { recursive: true });
   } finally {
