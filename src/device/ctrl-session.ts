@@ -140,7 +140,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       if (got === req.length) return finish(control(dev, req), encode);
       tail = { kind: 'hash', remaining: req.length - got, parts: [], rc: 0 };
       armWindow(8 + req.length, msg.length);
-      return feedHash(req.data);
+      return holdOrHash(tail, req.data);
     }
     if (req.cmd === 'SET_STATEBLOB') {
       const got = msg.length - 16;
@@ -186,6 +186,20 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
     });
   };
 
+  /**
+   * swtpm hashes nothing until its receive buffer is complete: a request that misses
+   * the deadline is dropped whole. So data is held while the window is open, then
+   * hashed in one piece; data beyond the buffer is hashed as it arrives.
+   */
+  const holdOrHash = (t: NonNullable<typeof tail>, data: Uint8Array) => {
+    if (windowLeft > 0) {
+      t.parts.push(data as Buffer);
+      return;
+    }
+    const held = t.parts.splice(0);
+    feedHash(held.length === 0 ? data : Buffer.concat([...held, data]));
+  };
+
   const armWindow = (total: number, got: number) => {
     windowLeft = Math.min(total, RECV_BUFFER) - got;
     if (windowLeft <= 0) return;
@@ -202,7 +216,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       windowLeft -= take;
       if (windowLeft <= 0) clearDeadline();
     }
-    if (t.kind === 'hash') feedHash(part);
+    if (t.kind === 'hash') holdOrHash(t, part);
     else if (t.kind === 'blob') t.parts.push(part);
     if (t.remaining === 0) {
       tail = undefined;

@@ -246,6 +246,27 @@ const running: Script = async (c) => {
     'PCR 17 the same after split hashing',
     H.pcrValueHex(Buffer.from(pcr17b.hex, 'hex')) === H.pcrValueHex(Buffer.from(pcr17.hex, 'hex')),
   );
+  // HASH_DATA whose data misses the deadline is refused whole: swtpm never processes
+  // it, so the 100 bytes that did arrive must not reach the hash either.
+  await c.x('HASH_START (late data)', '00000006');
+  await c.x(
+    'HASH_DATA 0x2000 bytes: header + 100 | 800 ms | rest',
+    [
+      { data: Buffer.concat([cmd(7, u32(0x2000)), ZEROS_8K.subarray(0, 100)]), pauseMs: 800 },
+      { data: ZEROS_8K.subarray(100) },
+    ],
+    { ...LONG, allow: allowed([ROW.dataDeadline], '|EOF', '00000003|EOF') },
+  );
+  await c.x(
+    'HASH_DATA 0x2000 bytes after the refused one',
+    Buffer.concat([cmd(7, u32(0x2000)), ZEROS_8K]),
+  );
+  await c.x('HASH_END (late data)', '00000008');
+  const pcr17c = await c.d('PCR_Read 17 after the refused HASH_DATA', T.pcrRead2(17));
+  c.check(
+    'PCR 17: the refused HASH_DATA left no trace',
+    H.pcrValueHex(Buffer.from(pcr17c.hex, 'hex')) === H.pcrValueHex(Buffer.from(pcr17.hex, 'hex')),
+  );
   for (const [name, req] of [
     ['SET_STATEBLOB while running, 11-byte body', '0000000d 00000000 00000001 000000'],
     ['GET_STATEBLOB while running, 8-byte body', '0000000c 00000000 00000001'],
