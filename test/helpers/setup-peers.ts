@@ -2,7 +2,8 @@
 // --tpm) with a private config whose create_certs_tool is Debian's swtpm_localca, and
 // inspects the resulting state with tpm2-tools on C swtpm or tswtpm.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTcp, tpm2 } from './procs.js';
@@ -49,11 +50,31 @@ export function runProgram(
   });
 }
 
+/**
+ * Runs a setup program. Without `env` the user's config dir ($XDG_CONFIG_HOME, else
+ * ~/.config) points nowhere, so the machine's per-user swtpm_setup.conf and
+ * swtpm-localca.conf/.options never apply. Certificates need `--config` (privateConfig)
+ * or an `env` with a private XDG_CONFIG_HOME: otherwise /etc/swtpm_setup.conf would send
+ * them to the machine's CA in /var/lib/swtpm-localca.
+ */
 export function runSetup(
   peer: SetupPeer,
   args: string[],
   env?: NodeJS.ProcessEnv,
   fds: number[] = [],
+): Promise<Ran> {
+  const certs = args.some((a) => a === '--create-ek-cert' || a === '--create-platform-cert');
+  if (certs && !args.includes('--config') && env?.XDG_CONFIG_HOME === undefined) {
+    throw new Error('runSetup: certificates without a private config would use the machine CA');
+  }
+  return runSetupIn(peer, args, env ?? { ...process.env, XDG_CONFIG_HOME: '/nonexistent' }, fds);
+}
+
+function runSetupIn(
+  peer: SetupPeer,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  fds: number[],
 ): Promise<Ran> {
   if (peer === 'c') return runProgram('swtpm_setup', args, env, fds);
   const tpm =
@@ -63,6 +84,38 @@ export function runSetup(
         ? ['--tpm', `${process.execPath} ${TSWTPM_BIN} socket`]
         : [];
   return runProgram(process.execPath, [TSWTPM_SETUP_BIN, ...tpm, ...args], env, fds);
+}
+
+/** Machine paths no test may write: root's default local CA and the per-user configs. */
+export function machinePaths(): string[] {
+  const cfg = join(homedir(), '.config');
+  return [
+    '/var/lib/swtpm-localca',
+    ...['swtpm_setup.conf', 'swtpm-localca.conf', 'swtpm-localca.options'].map((f) => join(cfg, f)),
+    join(cfg, 'var', 'lib', 'swtpm-localca'),
+  ];
+}
+
+/**
+ * Each path and, for a directory, each entry in it: type and mode, size, mtime (ns).
+ * Comparing two snapshots shows any file created, removed or written in between.
+ */
+export function machineSnapshot(paths: readonly string[] = machinePaths()): string[] {
+  const line = (p: string) => {
+    try {
+      const st = lstatSync(p, { bigint: true });
+      return `${p} ${st.mode.toString(8)} ${st.size} ${st.mtimeNs}`;
+    } catch {
+      return `${p} absent`;
+    }
+  };
+  return paths.flatMap((p) => {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(p).sort();
+    } catch {}
+    return [line(p), ...entries.map((e) => line(join(p, e)))];
+  });
 }
 
 /** A private swtpm_setup.conf + swtpm-localca.conf with the CA under `dir`/ca. */

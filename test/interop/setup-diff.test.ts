@@ -4,7 +4,7 @@
 // attributes), NV index attributes, PCR banks, locked NV, EK certificate vs tpm2_createek,
 // and each state must load in both C swtpm and tswtpm.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { tempDir, tpm2 } from '../helpers/procs.js';
@@ -13,6 +13,7 @@ import {
   type StateView,
   certPublicKey,
   createEkPem,
+  machineSnapshot,
   normalizeLog,
   privateConfig,
   readPublicPem,
@@ -23,7 +24,10 @@ import {
 
 const tmp = tempDir('setup-diff-');
 let conf = '';
+/** The machine's CA and per-user configs before any run of this file. */
+let machine: string[] = [];
 before(() => {
+  machine = machineSnapshot();
   conf = privateConfig(tmp.path);
 });
 after(() => tmp.remove());
@@ -147,4 +151,12 @@ describe('swtpm_setup vs tswtpm_setup: RSA 3072, signing+decryption EKs, ECC SPK
     assert.deepEqual(await viewOn('swtpm', ts.dir), ref);
     assert.deepEqual(await viewOn('swtpm', tsTs.dir), ref);
   });
+});
+
+// Last in this file (node:test runs its top-level tests in order; test/run.js runs one
+// file at a time). Every certificate above came from the private CA; the machine's
+// /var/lib/swtpm-localca and ~/.config/swtpm* are as they were.
+test('only the private CA was used: the machine CA and user configs are untouched', () => {
+  assert.ok(existsSync(join(tmp.path, 'ca', 'certserial')), 'private CA never used');
+  assert.deepEqual(machineSnapshot(), machine);
 });
