@@ -4,8 +4,8 @@
 // dist/.tsbuildinfo (it is not shipped): its bundles are used.
 // The bins are CommonJS (bin/package.json): Node 20 starts an ES module entry about
 // 12 ms later than a CommonJS one (docs/performance.md, "Start-up").
-const { statSync } = require('node:fs');
-const { join } = require('node:path');
+const { readFileSync, statSync } = require('node:fs');
+const { dirname, join } = require('node:path');
 const { pathToFileURL } = require('node:url');
 
 const DIST = join(__dirname, '..', 'dist');
@@ -29,4 +29,50 @@ function freshBundle(bundle) {
 /** file: URL of a module (a path relative to dist/, or absolute), for import(). */
 const distUrl = (rel) => pathToFileURL(join(DIST, rel)).href;
 
-module.exports = { freshBundle, distUrl };
+/** The V8 code cache that scripts/code-cache.js makes for a CommonJS bundle. */
+const cachePath = (bundle) => `${bundle}.v8cache`;
+
+/** scripts/bundle.js starts a bundle with `/*tswtpm-build:<32 hex digits>*\/`. */
+const BUILD_ID = /^\/\*tswtpm-build:([0-9a-f]{32})\*\//;
+
+/**
+ * Compiles and runs a CommonJS bundle as require() would (the same wrapper and
+ * arguments), with V8 code cache data when given. Dynamic import() inside it goes to
+ * Node's own loader.
+ */
+function compileBundle(bundle, cachedData, source = readFileSync(bundle, 'utf8')) {
+  const vm = require('node:vm');
+  const wrapped = `(function (exports, require, module, __filename, __dirname) { ${source}\n});`;
+  const script = new vm.Script(wrapped, {
+    filename: bundle,
+    cachedData,
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  const module = { exports: {} };
+  const req = require('node:module').createRequire(bundle);
+  script.runInThisContext().call(module.exports, module.exports, req, module, bundle, dirname(bundle));
+  return { script, buildId: BUILD_ID.exec(source)?.[1], exports: module.exports };
+}
+
+/**
+ * require() of a CommonJS bundle, compiled with its code cache when there is one for
+ * this very bundle (same build id); V8 itself refuses a cache made by another Node
+ * version or with other V8 flags, and then compiles as usual.
+ */
+function requireBundle(bundle) {
+  if (require('node:vm').constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER === undefined) return require(bundle);
+  let cache;
+  try {
+    cache = readFileSync(cachePath(bundle));
+  } catch {
+    return require(bundle);
+  }
+  const source = readFileSync(bundle, 'utf8');
+  const id = BUILD_ID.exec(source)?.[1];
+  if (id === undefined || cache.subarray(0, id.length).toString('latin1') !== id) {
+    return require(bundle);
+  }
+  return compileBundle(bundle, cache.subarray(id.length), source).exports;
+}
+
+module.exports = { freshBundle, distUrl, requireBundle, compileBundle, cachePath };

@@ -11,7 +11,9 @@
 // koffi through createRequire, ./cuse.js) resolve the same (in the CommonJS bundle,
 // import.meta.url becomes the bundle's own file URL). koffi stays external.
 // Without esbuild (tsc-only builds) this does nothing and the bins load the modules.
-import { statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // tswtpm_localca is bundled too: swtpm_setup runs it once per certificate, and loading its
@@ -21,13 +23,17 @@ const ENTRIES = [
   { name: 'localca/tswtpm-localca', format: 'esm', out: 'localca/tswtpm-localca.bundle.js' },
 ];
 const url = (p) => fileURLToPath(new URL(`../dist/src/cli/${p}`, import.meta.url));
-/** import.meta.url in a CommonJS bundle: the bundle's own file URL. */
-const CJS_META_URL = {
+/**
+ * import.meta.url in a CommonJS bundle: the bundle's own file URL. The first line names
+ * the build, so that bin/dist.js uses a V8 code cache only with the bundle it was made
+ * for (scripts/code-cache.js makes it).
+ */
+const cjsOptions = () => ({
   define: { 'import.meta.url': '__tswtpm_bundle_url' },
   banner: {
-    js: 'const __tswtpm_bundle_url = require("node:url").pathToFileURL(__filename).href;',
+    js: `/*tswtpm-build:${randomBytes(16).toString('hex')}*/\nconst __tswtpm_bundle_url = require("node:url").pathToFileURL(__filename).href;`,
   },
-};
+});
 
 let esbuild;
 try {
@@ -39,6 +45,8 @@ try {
 for (const e of ENTRIES) {
   const entry = url(`${e.name}.js`);
   statSync(entry); // run after tsc
+  // (a cache is only ever used with the bundle it was made from: see cjsOptions)
+  rmSync(`${url(e.out)}.v8cache`, { force: true });
   await esbuild.build({
     entryPoints: [entry],
     outfile: url(e.out),
@@ -47,7 +55,7 @@ for (const e of ENTRIES) {
     format: e.format,
     target: 'node20',
     external: ['koffi'],
-    ...(e.format === 'cjs' ? CJS_META_URL : {}),
+    ...(e.format === 'cjs' ? cjsOptions() : {}),
     // No comments or indentation (names are kept): 30 % less to read and parse, and an
     // all-ASCII file, which Node decodes on its fast path (3-4 ms less per start here).
     minifyWhitespace: true,
@@ -56,3 +64,10 @@ for (const e of ENTRIES) {
     logLevel: 'warning',
   });
 }
+
+// The server bundle's V8 code cache (a start of the bundle in a child process).
+const cache = spawnSync(process.execPath, [fileURLToPath(new URL('./code-cache.js', import.meta.url))], {
+  stdio: ['ignore', 'inherit', 'inherit'],
+  timeout: 60_000,
+});
+if (cache.status !== 0) console.error('bundle: no code cache made; bin/tswtpm.js compiles the bundle');

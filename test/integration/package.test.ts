@@ -85,6 +85,10 @@ test(
         'dist/src/index.js',
         'dist/src/index.d.ts',
         'dist/src/cli/server/tswtpm.bundle.cjs',
+        // its V8 code cache (scripts/code-cache.js) and the CommonJS marker of bin/
+        'dist/src/cli/server/tswtpm.bundle.cjs.v8cache',
+        'bin/package.json',
+        'bin/dist.js',
       ])
         assert.ok(files.includes(f), `${f} is in the tarball`);
       for (const n of SWTPM_NAMES) assert.ok(files.includes(`libexec/swtpm-names/${n}`), n);
