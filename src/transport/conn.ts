@@ -34,10 +34,17 @@ export interface Conn {
   readonly peer: string;
 }
 
-/** A listening transport that hands out one connection at a time. */
+/**
+ * A listening transport that hands out one connection at a time. It listens from the
+ * start but accepts only after `start()`: clients that connect earlier wait in the
+ * kernel's backlog, as they do while swtpm starts (it polls its sockets from its main
+ * loop, which runs only once the TPM and the seccomp filter are in place).
+ */
 export interface ConnServer {
   /** Called for each accepted connection, only after the previous one closed. */
   onConn: (conn: Conn) => void;
+  /** Begins accepting (idempotent; a no-op after close()). */
+  start(): void;
   /** Stops listening; removes a Unix socket file. */
   close(): void;
   /** Human readable address (port or path), for logs and tests. */

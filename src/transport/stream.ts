@@ -94,7 +94,8 @@ async function tcpListenFd(port: number, host: string): Promise<{ fd: number; po
  * A listening socket that serves one client at a time, like swtpm: it accepts the
  * next client only when the current one is gone, so waiting clients stay in the
  * kernel's backlog (listen backlog 1) and the process holds no fd for them; their
- * already-sent bytes are read once they are accepted.
+ * already-sent bytes are read once they are accepted. The first accept waits for
+ * `start()`.
  */
 export async function listen(opts: ListenOptions): Promise<ConnServer> {
   let fd: number;
@@ -126,9 +127,15 @@ export async function listen(opts: ListenOptions): Promise<ConnServer> {
     });
     cs.onConn(current);
   });
+  let started = false;
   const cs: ConnServer = {
     onConn: noop,
     address,
+    start() {
+      if (started) return;
+      started = true;
+      acc.next();
+    },
     close() {
       acc.close();
       // swtpm's main loop ends with its clients: they see EOF, the process can exit.
@@ -140,6 +147,5 @@ export async function listen(opts: ListenOptions): Promise<ConnServer> {
       }
     },
   };
-  acc.next();
   return cs;
 }

@@ -56,8 +56,7 @@ export function fdConn(
 
 /**
  * A ConnServer over a UnixServer (path, `fd=` listener or `clientFd=`): chunks carry
- * the fds received with them. Set `onConn` right after creation (connections are
- * reported from the event loop, or from a microtask for `clientFd`).
+ * the fds received with them. Nothing is accepted or read before `start()`.
  */
 export function unixConnServer(
   opts: Omit<UnixServerOptions, 'onMessage' | 'onConnection' | 'onClose' | 'onEnd'>,
@@ -66,11 +65,13 @@ export function unixConnServer(
   let chan: FdChannel | undefined;
   const server: ConnServer = {
     onConn: noop,
+    start: () => srv.start(),
     close: () => srv.closeServer(),
     address: opts.path ?? `fd ${opts.fd ?? opts.clientFd}`,
   };
   const srv = new UnixServer({
     ...opts,
+    paused: true,
     onConnection: (ch) => {
       chan = ch;
       conn = connOf(`unix ${server.address}`, () => ch);

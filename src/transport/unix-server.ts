@@ -48,6 +48,11 @@ export interface UnixServerOptions {
   onClose?: (reason: CloseReason, err: Error | undefined, ch: FdChannel) => void;
   /** accept() failed (e.g. EMFILE); accepting resumes after 100 ms. */
   onError?: (err: Error) => void;
+  /**
+   * Listen (or hold `clientFd`) but neither accept nor read until {@link UnixServer.start}:
+   * clients wait in the kernel's backlog meanwhile.
+   */
+  paused?: boolean;
 }
 
 /**
@@ -73,6 +78,7 @@ export class UnixServer {
   private current: FdChannel | null = null;
   private retryTimer: NodeJS.Timeout | undefined;
   private isClosed = false;
+  private started = false;
 
   /** Binds and listens synchronously; throws SysError (EADDRINUSE, EACCES, …) on failure. */
   constructor(opts: UnixServerOptions) {
@@ -82,17 +88,28 @@ export class UnixServer {
     if (opts.clientFd !== undefined) {
       this.path = undefined;
       this.listenFd = -1;
-      const ch = this.wrap(opts.clientFd);
-      queueMicrotask(() => {
-        if (this.current === ch && !ch.closed) opts.onConnection?.(ch);
-      });
+    } else {
+      this.path = opts.path;
+      this.listenFd = opts.fd ?? this.bindPath(opts.path!);
+      L.setNonBlocking(this.listenFd);
+      L.setCloexec(this.listenFd);
+    }
+    if (opts.paused !== true) this.start();
+  }
+
+  /** Begins accepting (or serving `clientFd`); idempotent, a no-op once closed. */
+  start(): void {
+    if (this.started || this.isClosed) return;
+    this.started = true;
+    const clientFd = this.opts.clientFd;
+    if (clientFd === undefined) {
+      this.pollListener(true);
       return;
     }
-    this.path = opts.path;
-    this.listenFd = opts.fd ?? this.bindPath(opts.path!);
-    L.setNonBlocking(this.listenFd);
-    L.setCloexec(this.listenFd);
-    this.pollListener(true);
+    const ch = this.wrap(clientFd);
+    queueMicrotask(() => {
+      if (this.current === ch && !ch.closed) this.opts.onConnection?.(ch);
+    });
   }
 
   /** The connected client, if any. */
@@ -117,6 +134,8 @@ export class UnixServer {
     if (this.poll) closePoll(this.poll);
     this.poll = undefined;
     this.current?.close();
+    // (a clientFd is owned from construction, but wrapped only by start())
+    if (!this.started && this.opts.clientFd !== undefined) L.close(this.opts.clientFd);
     if (this.listenFd >= 0) L.close(this.listenFd);
     if (this.path !== undefined) unlinkQuiet(this.path);
   }

@@ -4,7 +4,7 @@
 // the server call a denied syscall on SIGUSR2.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ControlClient, TpmClient, startTpm } from '../../src/client/index.js';
@@ -13,7 +13,9 @@ import { socketPair } from '../../src/transport/fd-channel.js';
 import { assertFilter, readBack, stateWorkload, waitForFilter } from '../helpers/sandbox.js';
 import {
   Proc,
+  RawConn,
   canConnect,
+  ctrlGetCapability,
   freePort,
   haveSwtpm,
   run,
@@ -195,4 +197,82 @@ test('bad --seccomp values: swtpm 0.7.1 messages, exit 1; --print-capabilities i
   }
   const help = await run('tswtpm', ['socket', '--help']);
   assert.match(help.stdout, /^--seccomp action=none\|kill/m);
+});
+
+test('nothing is served before the filter is in: a client that connected early is answered after the seccomp step', async () => {
+  // A preload records the start-up steps and every command received, in order. It holds
+  // the server for 400 ms once its channels listen, so that clients connect and send
+  // their commands while the TPM is still starting, and it keeps the thread pool (one
+  // thread) busy for 300 ms once TPM2_Startup is sent, so that the event loop turns
+  // several times while the seccomp step waits for the pool. swtpm polls its sockets
+  // only from its main loop, after the filter is installed.
+  const dir = tempDir();
+  const preload = join(dir, 'order.cjs');
+  writeFileSync(
+    preload,
+    `const dc = require('node:diagnostics_channel');
+const { writeSync } = require('node:fs');
+const out = (s) => writeSync(2, 'ORDER ' + s + '\\n');
+dc.channel('tswtpm:startup').subscribe((m) => {
+  out('step ' + m.step);
+  if (m.step === 'listening') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+  if (m.step === 'startup-sent') require('node:crypto').pbkdf2(Buffer.alloc(8), Buffer.alloc(8), 3e5, 32, 'sha256', () => {});
+});
+dc.channel('tswtpm:wire').subscribe((m) => { if (!m.internal) out('wire ' + m.kind); });
+`,
+  );
+  for (const transport of ['tcp', 'unixio'] as const) {
+    const data = transport === 'tcp' ? { port: await freePort() } : { path: join(dir, 'd.sock') };
+    const ctrl = transport === 'tcp' ? { port: await freePort() } : { path: join(dir, 'c.sock') };
+    const chan = (a: { port: number } | { path: string }) =>
+      'port' in a ? `type=tcp,port=${a.port}` : `type=unixio,path=${a.path}`;
+    const p = new Proc(
+      'tswtpm',
+      [
+        'socket',
+        '--tpm2',
+        '--tpmstate',
+        `dir=${tempDir()}`,
+        '--server',
+        chan(data),
+        '--ctrl',
+        chan(ctrl),
+        '--flags',
+        'not-need-init,startup-clear',
+      ],
+      { NODE_OPTIONS: `--require ${preload}`, UV_THREADPOOL_SIZE: '1' },
+    );
+    try {
+      // The first connection carries the command, sent as soon as the socket listens
+      // (a refused connect is retried); the control channel is asked at the same time.
+      let rsp: Buffer | undefined;
+      while (rsp === undefined) {
+        try {
+          const c = await RawConn.connect(data);
+          const caps = ctrlGetCapability(ctrl);
+          try {
+            rsp = await c.transact(getRandom2(8), 10000);
+          } finally {
+            c.destroy();
+          }
+          await caps;
+        } catch {
+          assert.ok(p.running, p.stderr());
+          await sleep(2);
+        }
+      }
+      assert.equal(parseResponse(rsp).rc, 0);
+      const order = p
+        .stderr()
+        .split('\n')
+        .filter((l) => l.startsWith('ORDER '))
+        .map((l) => l.slice(6));
+      const seccomp = order.indexOf('step seccomp');
+      const first = order.findIndex((l) => l.startsWith('wire '));
+      assert.ok(seccomp >= 0 && first >= 0, order.join(', '));
+      assert.ok(first > order.indexOf('step ready'), `${transport}: ${order.join(', ')}`);
+    } finally {
+      await p.stop();
+    }
+  }
 });

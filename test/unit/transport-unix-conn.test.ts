@@ -32,6 +32,7 @@ test('unixConnServer: chunk + fds, SET_DATAFD-style hand-over to fdConn on a dat
     };
     conn.onClose = () => log.push('ctrl closed');
   };
+  server.start();
 
   const c = await connectUnix(join(dir, 'ctrl.sock'));
   const [mine, theirs] = socketPair('dgram');

@@ -141,6 +141,8 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
   // Fds (CMD_SET_DATAFD) arrive only over a UnixIO control channel: with a TCP one the
   // fd-passing transport is never loaded.
   const unix: UnixConn | undefined = cfg.ctrl?.type === 'unixio' ? await loadUnixConn() : undefined;
+  /** A data channel that is an fd given at start (served from `ready` on, as listeners). */
+  let given: (() => Conn) | undefined;
 
   try {
     // The data channel: a listening socket, a given fd, a character device, or none
@@ -157,9 +159,10 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
         throw new CliError('Missing character device or file descriptor');
       }
       const fd = data?.fd ?? cfg.chardevFd ?? openSync(cfg.chardev!, 'r+');
-      serveDataConn(charDeviceConn(fd));
+      given = () => charDeviceConn(fd);
     } else if (data?.fd !== undefined && data.type === 'tcp') {
-      serveDataConn(connectedFd(data.fd));
+      const fd = data.fd;
+      given = () => connectedFd(fd);
     } else if (data !== undefined) {
       const s = await listenChecked(data, listenOptions(data, 'server'));
       s.onConn = serveDataConn;
@@ -248,12 +251,16 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
     // only after the TPM and its Startup.
     const fd = proxyFd;
     proxyFd = undefined;
-    serveDataConn(
+    given = () =>
       vtpmProxyConn(fd, (err) =>
         log.error(`Could not write the response to the vTPM proxy: ${err.code ?? err.message}`),
-      ),
-    );
+      );
   }
+  // Like swtpm's main loop, which polls its fds only once the TPM runs and the seccomp
+  // filter is in: no client is accepted and no fd read before this point; clients that
+  // connected earlier waited in the kernel's backlog.
+  if (given !== undefined) serveDataConn(given());
+  for (const s of servers) s.start();
 
   startupStep('ready');
   hooks.onReady?.(async () => {
