@@ -3,19 +3,21 @@
  * filter that denies clone/clone3 and eventfd2 goes in.
  *
  * V8's platform workers exist from start-up. libuv starts all of its thread-pool
- * threads (UV_THREADPOOL_SIZE, fixed for the life of the process) on the first
- * queued job, and koffi's async calls run on that pool; so one awaited fs call is
- * enough. Without it the first pool job fails under the filter, libuv aborts, and
- * abort's tgkill is denied too.
+ * threads (UV_THREADPOOL_SIZE, fixed for the life of the process) within the first
+ * uv_queue_work() call, and koffi's async calls run on that pool; so one queued fs
+ * call is enough. Without it the first pool job fails under the filter, libuv aborts,
+ * and abort's tgkill is denied too.
  */
 import { stat } from 'node:fs';
 
 /**
- * Starts libuv's thread pool (already started when engine/prefetch.ts ran). node:fs's
- * callback API, not node:fs/promises, which a server start would load for this alone.
+ * Starts libuv's thread pool (already started when engine/prefetch.ts ran): when this
+ * returns, every pool thread exists. libuv's first uv_queue_work() creates them all
+ * and waits until each has started (a semaphore in its init_threads()), so the job
+ * itself need not be awaited; awaiting it cost a start an event-loop turn (~3 ms).
  */
-export function startThreadPool(): Promise<void> {
-  return new Promise((resolve) => stat('/', () => resolve()));
+export function startThreadPool(): void {
+  stat('/', () => {});
 }
 
 /**

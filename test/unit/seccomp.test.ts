@@ -2,6 +2,7 @@
 // denies (runtime-features.md §1.2: 0.7.1's 135, verified from its loaded BPF, plus
 // fsopen, fsconfig, fspick, mount_setattr, open_tree, quotactl_fd).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { arch } from 'node:os';
 import { test } from 'node:test';
 import { seccompAction } from '../../src/cli/server/sandbox-setup.js';
@@ -43,4 +44,22 @@ test('seccompAction: absent or empty is kill; swtpm messages for bad values', ()
   assert.throws(() => seccompAction('action=kill,x'), {
     message: "Error parsing seccomp options: Unknown option 'x'",
   });
+});
+
+test('libuv starts every pool thread within the first queued job (what startThreadPool relies on: no await before the filter)', () => {
+  // startThreadPool() queues one fs job and returns. A fresh CommonJS process has not
+  // used the pool yet (an ES module entry would: its loader reads files through it);
+  // UV_THREADPOOL_SIZE=3 makes the count unmistakable.
+  const script = `
+    const { readdirSync, stat } = require('node:fs');
+    const before = readdirSync('/proc/self/task').length;
+    stat('/', () => {});
+    const after = readdirSync('/proc/self/task').length;
+    process.stdout.write(String(after - before));`;
+  const r = spawnSync(process.execPath, ['-e', script], {
+    env: { ...process.env, UV_THREADPOOL_SIZE: '3' },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '3');
 });

@@ -65,7 +65,7 @@ export function seccompInstaller(action: SeccompAction): SeccompInstaller {
   return async () => {
     // Before the filter, so that a test's SIGUSR2 never meets Node's default action.
     installTestHook();
-    await startThreadPool();
+    startThreadPool();
     ignoreInspectorSignal();
     try {
       installSeccomp(lib, action);
