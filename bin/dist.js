@@ -50,7 +50,8 @@ function compileBundle(bundle, cachedData, source = readFileSync(bundle, 'utf8')
   });
   const module = { exports: {} };
   const req = require('node:module').createRequire(bundle);
-  script.runInThisContext().call(module.exports, module.exports, req, module, bundle, dirname(bundle));
+  const run = script.runInThisContext();
+  run.call(module.exports, module.exports, req, module, bundle, dirname(bundle));
   return { script, buildId: BUILD_ID.exec(source)?.[1], exports: module.exports };
 }
 
@@ -60,7 +61,9 @@ function compileBundle(bundle, cachedData, source = readFileSync(bundle, 'utf8')
  * version or with other V8 flags, and then compiles as usual.
  */
 function requireBundle(bundle) {
-  if (require('node:vm').constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER === undefined) return require(bundle);
+  // (a Node 20 without this option could not run the bundle's dynamic import()s)
+  const vmOk = require('node:vm').constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER !== undefined;
+  if (!vmOk) return require(bundle);
   let cache;
   try {
     cache = readFileSync(cachePath(bundle));

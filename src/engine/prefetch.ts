@@ -3,8 +3,8 @@
  * libuv's thread pool while the main thread goes on evaluating the CLI and parsing the
  * command line (docs/performance.md, "Start-up").
  *
- * Loading libtpms maps and relocates it and its libcrypto (BIND_NOW): about 10 ms here,
- * libseccomp about 4 ms more. The binding modules later call `koffi.load()` on the same
+ * Loading libtpms maps and relocates it and its libcrypto (BIND_NOW): 5-6 ms on a quiet
+ * machine here, libseccomp 1 ms more. The binding modules later call `koffi.load()` on the same
  * names with the same flags; the dynamic linker then finds each object loaded (or waits
  * for the load in flight) and only counts one more reference. The flags must be the ones
  * koffi uses there, since an object's symbols are bound by its first load: libtpms with
