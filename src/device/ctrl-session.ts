@@ -38,6 +38,8 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
   let buf: Buffer = EMPTY;
   let fds: number[] = [];
   let timer: NodeJS.Timeout | undefined;
+  /** The deadline passed; the request expires after this turn's reads (atDeadline). */
+  let late: NodeJS.Immediate | undefined;
   /** When the first byte of the current request arrived. */
   let started = 0;
   /** Tail bytes that must still arrive within the deadline (swtpm's first buffer). */
@@ -204,7 +206,7 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
     windowLeft = Math.min(total, RECV_BUFFER) - got;
     if (windowLeft <= 0) return;
     const left = (opts.deadlineMs ?? 500) - (Date.now() - started);
-    timer = setTimeout(expire, Math.max(0, left));
+    timer = setTimeout(atDeadline, Math.max(0, left));
   };
 
   const onTail = (chunk: Buffer): Buffer => {
@@ -252,7 +254,9 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
       }
       const need = socketBytesNeeded(buf);
       if (buf.length < need) {
-        timer ??= setTimeout(expire, opts.deadlineMs ?? 500);
+        if (timer === undefined && late === undefined) {
+          timer = setTimeout(atDeadline, opts.deadlineMs ?? 500);
+        }
         return;
       }
       clearDeadline();
@@ -264,7 +268,24 @@ export function serveCtrl(dev: Device, conn: Conn, opts: CtrlSessionOptions = {}
 
   const clearDeadline = () => {
     if (timer !== undefined) clearTimeout(timer);
+    if (late !== undefined) clearImmediate(late);
     timer = undefined;
+    late = undefined;
+  };
+
+  /**
+   * Node runs due timers before it reads the sockets that became readable meanwhile:
+   * after a stall of this process (a long synchronous step, a busy machine) the rest of
+   * a request that arrived in time may still be unread when its deadline fires. swtpm
+   * polls first. So the request expires only after this loop turn's reads (setImmediate
+   * runs after them), if they did not complete it.
+   */
+  const atDeadline = () => {
+    timer = undefined;
+    late = setImmediate(() => {
+      late = undefined;
+      expire();
+    });
   };
 
   // swtpm closes silently when a request stays incomplete; we say why, then close.
