@@ -103,6 +103,8 @@ export function closePoll(h: PollHandle): void {
   livePolls().delete(h);
 }
 
+const noop = (): void => {};
+
 function closedError(): Error {
   return Object.assign(new Error('channel is closed'), { code: 'ERR_CHANNEL_CLOSED' });
 }
@@ -194,6 +196,35 @@ export class FdChannel {
     });
   }
 
+  /**
+   * write() without a promise, for a caller that waits for `drained` instead (a reply on
+   * a request/response channel: no promise and no microtask per reply). Returns true
+   * when the kernel took every byte at once; otherwise the rest is queued behind earlier
+   * writes and `drained` runs once it went out. A failed send closes the channel
+   * (onClose), as with write().
+   */
+  offer(data: Uint8Array, drained: () => void): boolean {
+    if (this.isClosed) return true;
+    let rest = data;
+    if (this.writes.length === 0 && data.length > 0) {
+      let n: number;
+      try {
+        n = L.send(this.fd, data, L.MSG_DONTWAIT | L.MSG_NOSIGNAL);
+      } catch (e) {
+        this.finish('error', e as Error);
+        return true;
+      }
+      if (n === data.length) return true;
+      if (n > 0) rest = data.subarray(n); // a stream took part of it
+    }
+    const done = (): void => {
+      if (this.writes.length === 0) drained();
+    };
+    this.writes.push({ buf: rest, fds: [], resolve: done, reject: noop });
+    if (this.writes.length === 1) this.flush();
+    return false;
+  }
+
   /** Stops onMessage delivery (bytes wait in the kernel) until resume(); read() still works. */
   pause(): void {
     this.paused = true;
@@ -268,7 +299,10 @@ export class FdChannel {
   private receive(): void {
     let r: L.RecvResult | null;
     try {
-      r = this.mb.recv(this.fd);
+      r =
+        this.kind === 'stream' && this.mb.maxFds === 0
+          ? this.mb.recvPlain(this.fd)
+          : this.mb.recv(this.fd);
     } catch (e) {
       const err = e as L.SysError;
       this.finish(err.code === 'ECONNRESET' ? 'hangup' : 'error', err);

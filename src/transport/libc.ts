@@ -68,6 +68,7 @@ interface Bound {
   accept4: Fn;
   connect: Fn;
   recvmsg: Fn;
+  recv: Fn;
   sendmsg: Fn;
   send: Fn;
   close: Fn;
@@ -98,6 +99,7 @@ function declareLibc(koffi: Koffi): Bound {
     accept4: c.func('int accept4(int, void *addr, void *addrlen, int flags)'),
     connect: c.func('int connect(int, const void *addr, uint32_t addrlen)'),
     recvmsg: c.func('long recvmsg(int, void *msg, int flags)'),
+    recv: c.func('long recv(int, void *buf, size_t len, int flags)'),
     sendmsg: c.func('long sendmsg(int, void *msg, int flags)'),
     send: c.func('long send(int, const void *buf, size_t len, int flags)'),
     close: c.func('int close(int)'),
@@ -264,6 +266,7 @@ export class MsgBuffer {
   private mem: Buffer;
   private readonly ctlSpace: number;
   private readonly dataOff: number;
+  private readonly dataPtr: bigint;
 
   /** @param size data buffer bytes; @param maxFds fds accepted per message (0: none). */
   constructor(size: number, maxFds: number) {
@@ -275,6 +278,7 @@ export class MsgBuffer {
     const p = lib().malloc(total);
     if (!p) throw new SysError('malloc', 12);
     this.ptr = p;
+    this.dataPtr = p + BigInt(this.dataOff);
     this.mem = Buffer.from(lib().koffi.view(p, total));
   }
 
@@ -314,6 +318,15 @@ export class MsgBuffer {
       off += cmsgAlign(len);
     }
     return { n, fds, ctrunc: (mflags & MSG_CTRUNC) !== 0, trunc: (mflags & MSG_TRUNC) !== 0 };
+  }
+
+  /**
+   * One non-blocking recv() into the data buffer, for a stream socket that takes no fds
+   * (fewer calls than recvmsg: no msghdr to fill or cmsgs to walk). Null on EAGAIN.
+   */
+  recvPlain(fd: number): RecvResult | null {
+    const n = sys('recv', true, () => lib().recv(fd, this.dataPtr, this.size, MSG_DONTWAIT));
+    return n < 0 ? null : { n, fds: [], ctrunc: false, trunc: false };
   }
 
   /** Copy of the first `n` received bytes. */

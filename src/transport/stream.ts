@@ -1,58 +1,36 @@
-import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Acceptor, bindUnixSocket, unlinkQuiet } from './acceptor.js';
 import { type Conn, type ConnServer, noop } from './conn.js';
+import { fdConn } from './fd-conn.js';
 import * as L from './libc.js';
 import { listenTcp4 } from './tcp4.js';
 
-/**
- * Wraps a connected node:net socket (TCP, Unix, a tty, or an fd) as a Conn. Create the
- * socket with `allowHalfOpen: true`: a peer's shutdown(SHUT_WR) then becomes `onEnd`
- * and the answer can still be written.
- */
-export function socketConn(sock: net.Socket, peer: string, onGone: () => void = noop): Conn {
-  sock.setNoDelay?.(true);
-  let closed = false;
-  const conn: Conn = {
-    peer,
-    onData: noop,
-    onClose: noop,
-    onDrain: noop,
-    onEnd: () => conn.close(),
-    write(buf) {
-      return closed || sock.write(buf);
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      // Flush what is queued (e.g. the SHUTDOWN reply), then let go of the fd even if
-      // the peer keeps its end open (QEMU's socketpair, a passed --fd).
-      sock.end(() => sock.destroy());
-      conn.onClose();
-      onGone();
-    },
-    pause: () => sock.pause(),
-    resume: () => sock.resume(),
-  };
-  sock.on('data', (chunk: Buffer) => conn.onData(chunk, []));
-  sock.on('drain', () => conn.onDrain());
-  // A paused socket emits 'end' only after every chunk before it was delivered.
-  sock.on('end', () => {
-    if (!closed) conn.onEnd();
-  });
-  const gone = () => {
-    if (closed) return;
-    closed = true;
-    sock.destroy();
-    conn.onClose();
-    onGone();
-  };
-  sock.on('close', gone);
-  sock.on('error', gone);
-  return conn;
-}
+/** netinet/in.h, netinet/tcp.h */
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
 
-/** A connected socket fd as a half-open-capable node:net socket. */
-export const fdSocket = (fd: number): net.Socket => new net.Socket({ fd, allowHalfOpen: true });
+/** swtpm's read size on a data channel (4096 + 9; control-channel.md §3.2). */
+export const DATA_READ_SIZE = 4105;
+
+/**
+ * A connected stream socket fd (owned from now on) as a Conn, read and written with
+ * libc calls (fd-conn.ts): one chunk per read of at most `bufferSize` bytes, no fds
+ * (SCM_RIGHTS that a peer sends on a Unix data socket are closed by the kernel), and
+ * for TCP no Nagle delay. A peer's shutdown(SHUT_WR) becomes `onEnd`; the answer can
+ * still be written. Throws SysError (ENOTSOCK, ...) and leaves `fd` open if it is not
+ * a socket.
+ */
+export function streamConn(
+  fd: number,
+  bufferSize = DATA_READ_SIZE,
+  onGone: () => void = noop,
+): Conn {
+  // EOPNOTSUPP on a Unix socket: nothing to switch off there.
+  try {
+    L.setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  } catch {}
+  return fdConn(fd, { bufferSize, maxFds: 0, onGone });
+}
 
 export interface ListenOptions {
   /** TCP: port (0 = any) and bind address; Unix: path, mode, uid, gid. */
@@ -64,17 +42,20 @@ export interface ListenOptions {
   readonly gid?: number | undefined;
   /** An inherited listening socket (`fd=`). */
   readonly fd?: number;
+  /** Bytes per read of an accepted client; default DATA_READ_SIZE. */
+  readonly bufferSize?: number;
 }
 
 /**
  * A listening TCP socket as a plain fd, and its port. A dotted-quad address is bound
  * with libc calls (tcp4.ts); anything else by node:net (address parsing, IPv6, names),
- * keeping a duplicate of its fd after closing Node's handle, which would otherwise
- * accept every client at once.
+ * loaded only then, keeping a duplicate of its fd after closing Node's handle, which
+ * would otherwise accept every client at once.
  */
 async function tcpListenFd(port: number, host: string): Promise<{ fd: number; port: number }> {
   const direct = listenTcp4(host, port);
   if (direct !== undefined) return direct;
+  const net = await import('node:net');
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -85,7 +66,7 @@ async function tcpListenFd(port: number, host: string): Promise<{ fd: number; po
   });
   const handleFd = (server as unknown as { _handle: { fd: number } })._handle.fd;
   const fd = L.dupCloexec(handleFd);
-  const a = server.address() as net.AddressInfo;
+  const a = server.address() as AddressInfo;
   await new Promise<void>((r) => server.close(() => r()));
   return { fd, port: a.port };
 }
@@ -113,18 +94,16 @@ export async function listen(opts: ListenOptions): Promise<ConnServer> {
   }
   let current: Conn | undefined;
   const acc = new Acceptor(fd, (client) => {
-    let sock: net.Socket;
     try {
-      sock = fdSocket(client);
+      current = streamConn(client, opts.bufferSize, () => {
+        current = undefined;
+        setImmediate(() => acc.next());
+      });
     } catch {
       L.close(client);
       acc.next();
       return;
     }
-    current = socketConn(sock, sock.remoteAddress ?? opts.path ?? 'fd', () => {
-      current = undefined;
-      setImmediate(() => acc.next());
-    });
     cs.onConn(current);
   });
   let started = false;

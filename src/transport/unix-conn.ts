@@ -1,58 +1,14 @@
 /**
- * Adapters from FdChannel / UnixServer to the session layer's Conn / ConnServer
- * (conn.ts), for a Unix control socket that must receive SCM_RIGHTS fds and for a
- * data fd passed with CMD_SET_DATAFD (SOCK_STREAM or SOCK_DGRAM).
+ * The adapter from UnixServer to the session layer's ConnServer (conn.ts), for a Unix
+ * control socket that must receive SCM_RIGHTS fds; with fdConn (fd-conn.ts) for a data
+ * fd passed with CMD_SET_DATAFD (SOCK_STREAM or SOCK_DGRAM).
  */
 import { type Conn, type ConnServer, noop } from './conn.js';
-import { FdChannel, type FdChannelOptions } from './fd-channel.js';
+import type { FdChannel } from './fd-channel.js';
+import { connOf, fdConn } from './fd-conn.js';
 import { UnixServer, type UnixServerOptions } from './unix-server.js';
 
-/** A Conn whose calls go to the channel `get()` returns (once it exists). */
-function connOf(peer: string, get: () => FdChannel | undefined): Conn {
-  const conn: Conn = {
-    peer,
-    onData: noop,
-    onClose: noop,
-    onDrain: noop,
-    onEnd: () => conn.close(),
-    write: (buf) => {
-      const ch = get();
-      if (ch === undefined) return true;
-      // A failed write closes the channel, which reports through onClose.
-      ch.write(buf).then(() => {
-        if (!ch.writePending) conn.onDrain();
-      }, noop);
-      return !ch.writePending;
-    },
-    close: () => get()?.end(),
-    pause: () => get()?.pause(),
-    resume: () => get()?.resume(),
-  };
-  return conn;
-}
-
-/**
- * Wraps a connected socket fd (owned from now on) as a Conn: one chunk per recvmsg,
- * so a datagram is one chunk. `bufferSize` 4105 is swtpm's data buffer (4096 + 9).
- * Throws (and leaves `fd` open) when `fd` is not a socket.
- *
- * @example
- * const data = fdConn(msg.fds[0], { bufferSize: 4105 }); // after CMD_SET_DATAFD
- * data.onData = (cmd) => session.command(cmd);
- */
-export function fdConn(
-  fd: number,
-  opts: Omit<FdChannelOptions, 'onMessage' | 'onClose' | 'onEnd'> = {},
-): Conn {
-  const conn = connOf(`fd ${fd}`, () => ch); // called only after `ch` exists
-  const ch = new FdChannel(fd, {
-    ...opts,
-    onMessage: (m) => conn.onData(m.data, m.fds),
-    onClose: () => conn.onClose(),
-    onEnd: () => conn.onEnd(),
-  });
-  return conn;
-}
+export { fdConn };
 
 /**
  * A ConnServer over a UnixServer (path, `fd=` listener or `clientFd=`): chunks carry

@@ -9,9 +9,8 @@ import {
   TPM_IOERROR,
   TPM_SUCCESS,
 } from '../../protocol/tpm/results.js';
-import { charDeviceConn } from '../../transport/char-conn.js';
 import type { Conn, ConnServer } from '../../transport/conn.js';
-import { fdSocket, listen, socketConn } from '../../transport/stream.js';
+import { DATA_READ_SIZE, listen, streamConn } from '../../transport/stream.js';
 import { vtpmProxyConn } from '../../transport/vtpm-conn.js';
 import { CliError } from '../common/subopts.js';
 import { errText } from '../common/sys.js';
@@ -32,6 +31,8 @@ type UnixConn = typeof import('../../transport/unix-conn.js');
 
 /** Loads the fd-passing Unix transport (also before a --chroot: cli/sandbox-setup.ts). */
 export const loadUnixConn = (): Promise<UnixConn> => import('../../transport/unix-conn.js');
+/** Character devices and ptys (node:tty and fs streams) are loaded only when served. */
+const loadCharConn = () => import('../../transport/char-conn.js');
 
 /** Capabilities of swtpm 0.8+'s socket and chardev front ends. */
 const CAPS_TPM2 = 0x1ffff;
@@ -159,10 +160,10 @@ export async function runServer(cfg: Config, log: Logger, hooks: RunHooks = {}):
         throw new CliError('Missing character device or file descriptor');
       }
       const fd = data?.fd ?? cfg.chardevFd ?? openSync(cfg.chardev!, 'r+');
+      const { charDeviceConn } = await loadCharConn();
       given = () => charDeviceConn(fd);
     } else if (data?.fd !== undefined && data.type === 'tcp') {
-      const fd = data.fd;
-      given = () => connectedFd(fd);
+      given = await connectedFd(data.fd);
     } else if (data !== undefined) {
       const s = await listenChecked(data, listenOptions(data, 'server'));
       s.onConn = serveDataConn;
@@ -306,13 +307,19 @@ async function controlServer(
 
 function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
   if (c.type === 'unixio') {
-    if (c.fd !== undefined) return { fd: c.fd };
+    if (c.fd !== undefined) return { fd: c.fd, bufferSize: readSize(what) };
     if (c.path === undefined) {
       throw new CliError('Missing path and file descriptor option for UnixIO socket');
     }
-    return { path: checkSunPath(c.path), mode: c.mode ?? 0o770, uid: c.uid, gid: c.gid };
+    return {
+      path: checkSunPath(c.path),
+      mode: c.mode ?? 0o770,
+      uid: c.uid,
+      gid: c.gid,
+      bufferSize: readSize(what),
+    };
   }
-  if (c.fd !== undefined) return { fd: c.fd };
+  if (c.fd !== undefined) return { fd: c.fd, bufferSize: readSize(what) };
   let port = c.port;
   if (port === undefined && what === 'server' && process.env.TPM_PORT !== undefined) {
     port = Number.parseInt(process.env.TPM_PORT, 10);
@@ -332,14 +339,20 @@ function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
         : 'TCP control channel port outside valid range',
     );
   }
-  return { port, host: c.bindaddr ?? '127.0.0.1' };
+  return { port, host: c.bindaddr ?? '127.0.0.1', bufferSize: readSize(what) };
 }
 
-/** `--server type=tcp,fd=N` / `--fd N`: an already-connected socket. */
-function connectedFd(fd: number): Conn {
+/** swtpm's read sizes: a control request's buffer, and a TPM command's (4096 + 9). */
+const readSize = (what: 'server' | 'ctrl'): number => (what === 'ctrl' ? 4104 : DATA_READ_SIZE);
+
+/** `--server type=tcp,fd=N` / `--fd N`: an already-connected socket or a character device. */
+async function connectedFd(fd: number): Promise<() => Conn> {
   const st = fstatSync(fd);
-  if (st.isSocket()) return socketConn(fdSocket(fd), `fd ${fd}`);
-  if (st.isCharacterDevice()) return charDeviceConn(fd);
+  if (st.isSocket()) return () => streamConn(fd);
+  if (st.isCharacterDevice()) {
+    const { charDeviceConn } = await loadCharConn();
+    return () => charDeviceConn(fd);
+  }
   throw new CliError(`File descriptor ${fd} is not a socket or character device.`);
 }
 
