@@ -48,6 +48,8 @@ export interface FdChannelOptions {
    * closes ('hangup').
    */
   onEnd?: (ch: FdChannel) => void;
+  /** The socket's type when the caller knows it (an accepted client): saves a getsockopt(). */
+  kind?: SocketKind;
 }
 
 export type PollHandle = {
@@ -144,7 +146,7 @@ export class FdChannel {
 
   /** Takes ownership of `fd`; throws SysError (ENOTSOCK) if it is not a socket. */
   constructor(fd: number, opts: FdChannelOptions = {}) {
-    const kind = KINDS[L.socketType(fd)];
+    const kind = opts.kind ?? KINDS[L.socketType(fd)];
     if (!kind)
       throw Object.assign(new Error(`fd ${fd}: unsupported socket type`), { code: 'ERR_FD_TYPE' });
     this.fd = fd;

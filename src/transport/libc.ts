@@ -174,9 +174,11 @@ export function getsockname(fd: number, size: number): Buffer {
 
 /** setsockopt() of an `int` option. */
 export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
-  const v = new Int32Array([value]);
-  sys('setsockopt', false, () => lib().setsockopt(fd, level, name, v, 4));
+  intArg[0] = value;
+  sys('setsockopt', false, () => lib().setsockopt(fd, level, name, intArg, 4));
 }
+/** The value of setsockoptInt(), copied by the kernel during the call. */
+const intArg = new Int32Array(1);
 
 export const listen = (fd: number, backlog: number): number =>
   sys('listen', false, () => lib().listen(fd, backlog));

@@ -17,20 +17,36 @@ export const DATA_READ_SIZE = 4105;
  * libc calls (fd-conn.ts): one chunk per read of at most `bufferSize` bytes, no fds
  * (SCM_RIGHTS that a peer sends on a Unix data socket are closed by the kernel), and
  * for TCP no Nagle delay. A peer's shutdown(SHUT_WR) becomes `onEnd`; the answer can
- * still be written. Throws SysError (ENOTSOCK, ...) and leaves `fd` open if it is not
- * a socket.
+ * still be written. Throws SysError and leaves `fd` open if it is not a stream socket
+ * (checked unless `o.accepted`: a client accept()ed from a stream listener is one).
  */
 export function streamConn(
   fd: number,
-  bufferSize = DATA_READ_SIZE,
-  onGone: () => void = noop,
+  o: { bufferSize?: number; tcp?: boolean; accepted?: boolean; onGone?: () => void } = {},
 ): Conn {
-  // EOPNOTSUPP on a Unix socket: nothing to switch off there.
-  try {
-    L.setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-  } catch {}
-  return fdConn(fd, { bufferSize, maxFds: 0, onGone });
+  if (o.tcp) L.setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  const kind = o.accepted ? 'stream' : undefined;
+  if (!o.accepted && L.socketType(fd) !== L.SOCK_STREAM) {
+    throw new L.SysError('socket type', 94); // ESOCKTNOSUPPORT
+  }
+  return fdConn(fd, {
+    bufferSize: o.bufferSize ?? DATA_READ_SIZE,
+    maxFds: 0,
+    onGone: o.onGone ?? noop,
+    ...(kind ? { kind } : {}),
+  });
 }
+
+/** Whether a socket fd is IPv4 or IPv6 (its clients then get TCP_NODELAY). */
+export function isTcpSocket(fd: number): boolean {
+  try {
+    const family = L.getsockname(fd, 128).readUInt16LE(0);
+    return family === L.AF_INET || family === AF_INET6;
+  } catch {
+    return false;
+  }
+}
+const AF_INET6 = 10;
 
 export interface ListenOptions {
   /** TCP: port (0 = any) and bind address; Unix: path, mode, uid, gid. */
@@ -44,6 +60,8 @@ export interface ListenOptions {
   readonly fd?: number;
   /** Bytes per read of an accepted client; default DATA_READ_SIZE. */
   readonly bufferSize?: number;
+  /** An inherited (`fd`) listener is TCP: its clients get TCP_NODELAY. */
+  readonly tcp?: boolean;
 }
 
 /**
@@ -92,12 +110,20 @@ export async function listen(opts: ListenOptions): Promise<ConnServer> {
     fd = t.fd;
     address = String(t.port);
   }
+  // A listener made here is a stream socket, so are its clients; an inherited one is checked.
+  const made = opts.fd === undefined;
+  const tcp = made ? opts.path === undefined : opts.tcp === true;
   let current: Conn | undefined;
   const acc = new Acceptor(fd, (client) => {
     try {
-      current = streamConn(client, opts.bufferSize, () => {
-        current = undefined;
-        setImmediate(() => acc.next());
+      current = streamConn(client, {
+        ...(opts.bufferSize !== undefined ? { bufferSize: opts.bufferSize } : {}),
+        tcp,
+        accepted: made,
+        onGone: () => {
+          current = undefined;
+          setImmediate(() => acc.next());
+        },
       });
     } catch {
       L.close(client);

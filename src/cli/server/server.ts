@@ -10,7 +10,7 @@ import {
   TPM_SUCCESS,
 } from '../../protocol/tpm/results.js';
 import type { Conn, ConnServer } from '../../transport/conn.js';
-import { DATA_READ_SIZE, listen, streamConn } from '../../transport/stream.js';
+import { DATA_READ_SIZE, isTcpSocket, listen, streamConn } from '../../transport/stream.js';
 import { vtpmProxyConn } from '../../transport/vtpm-conn.js';
 import { CliError } from '../common/subopts.js';
 import { errText } from '../common/sys.js';
@@ -319,7 +319,7 @@ function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
       bufferSize: readSize(what),
     };
   }
-  if (c.fd !== undefined) return { fd: c.fd, bufferSize: readSize(what) };
+  if (c.fd !== undefined) return { fd: c.fd, bufferSize: readSize(what), tcp: isTcpSocket(c.fd) };
   let port = c.port;
   if (port === undefined && what === 'server' && process.env.TPM_PORT !== undefined) {
     port = Number.parseInt(process.env.TPM_PORT, 10);
@@ -342,13 +342,19 @@ function listenOptions(c: ChannelConfig, what: 'server' | 'ctrl') {
   return { port, host: c.bindaddr ?? '127.0.0.1', bufferSize: readSize(what) };
 }
 
-/** swtpm's read sizes: a control request's buffer, and a TPM command's (4096 + 9). */
-const readSize = (what: 'server' | 'ctrl'): number => (what === 'ctrl' ? 4104 : DATA_READ_SIZE);
+/**
+ * Bytes per read of an accepted client: a TPM command's (swtpm's 4096 + 9); on a TCP
+ * control channel 64 KiB, node:net's read size, so that an 18 KB SET_STATEBLOB arrives
+ * in one read instead of five event-loop turns (the session reassembles any split).
+ */
+const CTRL_READ_SIZE = 65536;
+const readSize = (what: 'server' | 'ctrl'): number =>
+  what === 'ctrl' ? CTRL_READ_SIZE : DATA_READ_SIZE;
 
 /** `--server type=tcp,fd=N` / `--fd N`: an already-connected socket or a character device. */
 async function connectedFd(fd: number): Promise<() => Conn> {
   const st = fstatSync(fd);
-  if (st.isSocket()) return () => streamConn(fd);
+  if (st.isSocket()) return () => streamConn(fd, { tcp: isTcpSocket(fd) });
   if (st.isCharacterDevice()) {
     const { charDeviceConn } = await loadCharConn();
     return () => charDeviceConn(fd);
