@@ -31,11 +31,25 @@ const HOOK = 'TSWTPM_TEST_SECCOMP_HOOK';
 const NR_GETPRIORITY = 140;
 
 /** dmesg lines for `pid` with audit type 1326 (SECCOMP_RET_LOG), or undefined if unreadable. */
-function seccompAudit(pid: number): string[] | undefined {
+function seccompAudit(pid: number, mark: string): string[] | undefined {
   const logged = readFileSync('/proc/sys/kernel/seccomp/actions_logged', 'utf8');
   const r = spawnSync('dmesg', [], { encoding: 'utf8' });
   if (r.status !== 0 || !/\blog\b/.test(logged)) return undefined;
-  return r.stdout.split('\n').filter((l) => l.includes('type=1326') && l.includes(` pid=${pid} `));
+  // Only what the kernel logged after `mark`: with pid_max 32768, an earlier process that
+  // had this pid (a test run an hour ago) may have left seccomp records of its own.
+  const lines = r.stdout.split('\n');
+  const from = lines.findIndex((l) => l.includes(mark));
+  if (from < 0) return undefined;
+  return lines.slice(from).filter((l) => l.includes('type=1326') && l.includes(` pid=${pid} `));
+}
+
+/** Writes a unique line into the kernel log (root), after which seccompAudit() looks. */
+function kernelLogMark(): string {
+  const mark = `tswtpm-seccomp-test-${process.pid}-${Date.now()}-${Math.random()}`;
+  try {
+    writeFileSync('/dev/kmsg', `${mark}\n`);
+  } catch {}
+  return mark;
 }
 
 /** Waits until `p` wrote `re` to stderr (or exited). */
@@ -139,6 +153,7 @@ for (const call of ['getpriority', 'execve']) {
 
 test('action=log: the denied call runs and is audit-logged; the process keeps serving', async (tc) => {
   for (const call of ['getpriority', 'execve']) {
+    const mark = kernelLogMark();
     const t = await startTpm({
       args: ['--seccomp', 'action=log'],
       env: { ...process.env, [HOOK]: call },
@@ -148,7 +163,7 @@ test('action=log: the denied call runs and is audit-logged; the process keeps se
       await waitForFilter(t.pid);
       assertFilter(t.pid, true);
       assert.deepEqual(await stateWorkload(t.tpm), [0, 0, 0, 0, 0, 0]);
-      const before = seccompAudit(t.pid);
+      const before = seccompAudit(t.pid, mark);
       // The whole workload ran without one call from the deny list.
       if (before !== undefined) assert.deepEqual(before, []);
       let err = '';
@@ -161,7 +176,7 @@ test('action=log: the denied call runs and is audit-logged; the process keeps se
       assert.match(err, expected);
       await t.control.getCapability();
       assertFilter(t.pid, true);
-      const audit = seccompAudit(t.pid);
+      const audit = seccompAudit(t.pid, mark);
       if (audit === undefined) tc.diagnostic('dmesg not readable here: audit records not checked');
       else if (call === 'getpriority') {
         assert.ok(
