@@ -13,12 +13,13 @@ const TCP_NODELAY = 1;
 export const DATA_READ_SIZE = 4105;
 
 /**
- * A connected stream socket fd (owned from now on) as a Conn, read and written with
- * libc calls (fd-conn.ts): one chunk per read of at most `bufferSize` bytes, no fds
- * (SCM_RIGHTS that a peer sends on a Unix data socket are closed by the kernel), and
- * for TCP no Nagle delay. A peer's shutdown(SHUT_WR) becomes `onEnd`; the answer can
- * still be written. Throws SysError and leaves `fd` open if it is not a stream socket
- * (checked unless `o.accepted`: a client accept()ed from a stream listener is one).
+ * A connected socket fd (owned from now on) as a Conn, read and written with libc calls
+ * (fd-conn.ts): one chunk per read of at most `bufferSize` bytes (a datagram or
+ * SOCK_SEQPACKET message is one chunk), no fds (SCM_RIGHTS that a peer sends are closed
+ * by the kernel), and for TCP no Nagle delay. A peer's shutdown(SHUT_WR) becomes
+ * `onEnd`; the answer can still be written. The socket type is read from the fd unless
+ * `o.accepted` (a client accept()ed from a stream listener made here). Throws, leaving
+ * `fd` open, if it is not a socket of a type servableSocket() accepts.
  */
 export function streamConn(
   fd: number,
@@ -26,15 +27,21 @@ export function streamConn(
 ): Conn {
   if (o.tcp) L.setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
   const kind = o.accepted ? 'stream' : undefined;
-  if (!o.accepted && L.socketType(fd) !== L.SOCK_STREAM) {
-    throw new L.SysError('socket type', 94); // ESOCKTNOSUPPORT
-  }
   return fdConn(fd, {
     bufferSize: o.bufferSize ?? DATA_READ_SIZE,
     maxFds: 0,
     onGone: o.onGone ?? noop,
     ...(kind ? { kind } : {}),
   });
+}
+
+/** Whether streamConn() can serve `fd`: a stream, datagram or seqpacket socket. */
+export function servableSocket(fd: number): boolean {
+  try {
+    return [L.SOCK_STREAM, L.SOCK_DGRAM, L.SOCK_SEQPACKET].includes(L.socketType(fd));
+  } catch {
+    return false;
+  }
 }
 
 /** Whether a socket fd is IPv4 or IPv6 (its clients then get TCP_NODELAY). */

@@ -5,6 +5,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ControlClient, TpmClient } from '../../src/client/index.js';
+import { FdChannel } from '../../src/transport/fd-channel.js';
 import * as L from '../../src/transport/libc.js';
 import { TSWTPM_BIN, tempDir } from '../helpers/procs.js';
 import { haveSwtpm } from '../helpers/spawn-tswtpm.js';
@@ -117,6 +118,27 @@ const CASES: readonly Case[] = [
       assert.equal(rsp.readUInt32BE(6), 0);
       await shutdown(ctx);
       sock.destroy();
+    },
+  },
+  {
+    // swtpm reads the fd with read(): one message is one command. Served with node:net
+    // before, such an fd was refused at start-up.
+    name: '--fd (connected SOCK_SEQPACKET socket)',
+    setup(ctx) {
+      const [a, b] = L.socketpair(L.SOCK_SEQPACKET);
+      ctx.mine.push(a);
+      return { args: [...ctrlArgs(ctx), ...pidFile(ctx), '--fd', String(ctx.n)], fd: b };
+    },
+    async exercise(ctx) {
+      const ch = new FdChannel(ctx.mine.shift()!);
+      for (let i = 0; i < 2; i++) {
+        await ch.write(GET_RANDOM);
+        const m = await ch.read(10000);
+        assert.ok(m !== null, 'an answer');
+        assert.equal(m.data.readUInt32BE(6), 0, 'GetRandom succeeds');
+      }
+      await shutdown(ctx);
+      ch.close();
     },
   },
   {

@@ -10,7 +10,13 @@ import {
   TPM_SUCCESS,
 } from '../../protocol/tpm/results.js';
 import type { Conn, ConnServer } from '../../transport/conn.js';
-import { DATA_READ_SIZE, isTcpSocket, listen, streamConn } from '../../transport/stream.js';
+import {
+  DATA_READ_SIZE,
+  isTcpSocket,
+  listen,
+  servableSocket,
+  streamConn,
+} from '../../transport/stream.js';
 import { vtpmProxyConn } from '../../transport/vtpm-conn.js';
 import { CliError } from '../common/subopts.js';
 import { errText } from '../common/sys.js';
@@ -354,7 +360,12 @@ const readSize = (what: 'server' | 'ctrl'): number =>
 /** `--server type=tcp,fd=N` / `--fd N`: an already-connected socket or a character device. */
 async function connectedFd(fd: number): Promise<() => Conn> {
   const st = fstatSync(fd);
-  if (st.isSocket()) return () => streamConn(fd, { tcp: isTcpSocket(fd) });
+  if (st.isSocket()) {
+    if (!servableSocket(fd))
+      throw new CliError(`File descriptor ${fd} is not a stream or datagram socket.`);
+    const tcp = isTcpSocket(fd);
+    return () => streamConn(fd, { tcp });
+  }
   if (st.isCharacterDevice()) {
     const { charDeviceConn } = await loadCharConn();
     return () => charDeviceConn(fd);
