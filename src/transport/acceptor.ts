@@ -6,8 +6,8 @@
  * the listening fd is watched with a uv_poll of our own and accepted with accept4().
  */
 import { chmodSync, chownSync, unlinkSync } from 'node:fs';
-import { type PollHandle, closePoll, startPoll } from './fd-channel.js';
 import * as L from './libc.js';
+import { type PollHandle, closePoll, startPoll } from './poll.js';
 
 export interface UnixBindOptions {
   /** Permission bits; default 0o770 (swtpm's default). */

@@ -9,8 +9,8 @@
  * one request or one reply, exactly as on the real device.
  */
 import { constants, closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { type PollHandle, closePoll, startPoll } from './fd-channel.js';
 import { setNonBlocking } from './libc.js';
+import { type PollHandle, closePoll, startPoll } from './poll.js';
 
 /** Where the kernel's CUSE server side lives (misc device 10,203; module `cuse`). */
 export const CUSE_DEVICE = '/dev/cuse';

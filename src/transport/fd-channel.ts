@@ -1,15 +1,16 @@
 /**
- * FdChannel: a connected AF_UNIX socket fd (SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET)
- * read with one recvmsg() per readiness event, so SCM_RIGHTS fds arrive with the
- * bytes they were sent with, and a datagram stays one message. Readiness comes from
- * libuv through `koffi.node.poll` (uv_poll_t), so it shares Node's event loop.
+ * FdChannel: a connected socket fd (AF_UNIX SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET,
+ * or TCP) read with one recvmsg() per readiness event, so SCM_RIGHTS fds arrive with the
+ * bytes they were sent with, and a datagram stays one message (a stream that takes no
+ * fds is read with a plain recv()). Readiness comes from libuv (poll.ts), so it shares
+ * Node's event loop.
  *
  * It moves bytes and fds only. The unit of delivery is what ONE recvmsg returned,
  * which is exactly swtpm's unit of work: a control request starts with one recvmsg,
  * a TPM command on a data fd is one read (control-channel.md §2.2, §3.2).
  */
-import { declareOnce } from '../engine/native.js';
 import * as L from './libc.js';
+import { type PollCallback, type PollHandle, closePoll, startPoll } from './poll.js';
 
 /** What one recvmsg() delivered. */
 export interface Message {
@@ -52,25 +53,6 @@ export interface FdChannelOptions {
   kind?: SocketKind;
 }
 
-export type PollHandle = {
-  start(opts: { readable?: boolean; writable?: boolean }, cb: PollCallback): void;
-  stop(): void;
-  close(): void;
-};
-// koffi 3.3.4 calls back with (status, events) although its index.d.ts declares only
-// (events); status < 0 is a negated errno from libuv (e.g. -EBADF).
-export type PollCallback = (status: number, ev: { readable: boolean; writable: boolean }) => void;
-
-/**
- * Live uv_poll handles. A PollHandle nobody references is garbage-collected, and its
- * finalizer closes the uv_poll: events stop and the process may exit. They are kept in
- * one process-wide set (engine/native.ts), as koffi's handles are process-wide.
- */
-function pollRegistry(): Set<PollHandle> {
-  return new Set<PollHandle>();
-}
-const livePolls = (): Set<PollHandle> => declareOnce(pollRegistry);
-
 interface PendingWrite {
   buf: Uint8Array;
   fds: readonly number[];
@@ -83,27 +65,6 @@ const KINDS: Record<number, SocketKind> = {
   [L.SOCK_DGRAM]: 'dgram',
   [L.SOCK_SEQPACKET]: 'seqpacket',
 };
-
-/** uv_poll_start on `fd`; libuv allows one poll handle per fd, restarted to change events. */
-export function startPoll(
-  fd: number,
-  opts: { readable?: boolean; writable?: boolean },
-  cb: PollCallback,
-): PollHandle {
-  const k = L.koffi() as unknown as {
-    node: { poll(fd: number, o: object, cb: PollCallback): PollHandle | null };
-  };
-  const h = k.node.poll(fd, opts, cb);
-  if (!h) throw new Error(`uv_poll on fd ${fd} failed`);
-  livePolls().add(h);
-  return h;
-}
-
-/** Stops and releases a handle from startPoll(); do this before close(fd). */
-export function closePoll(h: PollHandle): void {
-  h.close(); // uv_poll_stop now, uv_close completes on the next loop turn
-  livePolls().delete(h);
-}
 
 const noop = (): void => {};
 

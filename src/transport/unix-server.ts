@@ -9,16 +9,9 @@
  * default, swtpm's control buffer), SCM_RIGHTS fds delivered with the bytes.
  */
 import { bindUnixSocket, unlinkQuiet } from './acceptor.js';
-import {
-  type CloseReason,
-  FdChannel,
-  type FdChannelOptions,
-  type Message,
-  type PollHandle,
-  closePoll,
-  startPoll,
-} from './fd-channel.js';
+import { type CloseReason, FdChannel, type FdChannelOptions, type Message } from './fd-channel.js';
 import * as L from './libc.js';
+import { type PollHandle, closePoll, startPoll } from './poll.js';
 
 export interface UnixServerOptions {
   /** Socket path: unlinked, bound, chmod()ed to `mode`; removed by closeServer(). */
