@@ -2,7 +2,7 @@
  * Where a tswtpm start-up goes: `node dist/bench/startup-breakdown.js [reps=15]`.
  *
  * Each repetition runs, in an order that flips every time: `node -e 0` (spawn to exit),
- * `tswtpm socket` as `npm run bench` starts it, the same with bench/startup-marks.ts
+ * `tswtpm socket` as `npm run bench` starts it, the same with bench/startup-marks.cjs
  * preloaded (it prints the steps the server publishes on `tswtpm:startup`), and
  * Debian's `swtpm socket`. All on copies of one TPM 2 state with 16 NV indices,
  * `--flags not-need-init,startup-clear`, seccomp on (the default); start = spawn to the
@@ -15,10 +15,10 @@ import { median, stat } from './report.js';
 import { type Program, copyState, startServer, swtpmVersion } from './servers.js';
 import { nodeFloorMs } from './startup.js';
 
-const MARKS = fileURLToPath(new URL('./startup-marks.js', import.meta.url));
+const MARKS = fileURLToPath(new URL('../../bench/startup-marks.cjs', import.meta.url));
 const PREFIX = 'tswtpm-startup ';
 
-/** Steps in the order of a start (bench/startup-marks.ts adds `node`). */
+/** Steps in the order of a start (bench/startup-marks.cjs adds `node`). */
 const STEPS = [
   'node',
   'main',
@@ -35,7 +35,7 @@ const STEPS = [
 ] as const;
 
 const WHAT: Record<(typeof STEPS)[number] | 'response', string> = {
-  node: 'Node started, preload runs (--import)',
+  node: 'Node started, preload runs (-r)',
   main: 'bin/tswtpm.js and the CLI bundle loaded',
   options: 'command line parsed',
   koffi: 'koffi loaded',
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
       program: marked ? 'tswtpm' : (k as Program),
       stateDir: dirs[k as keyof typeof dirs],
       transport: 'tcp',
-      ...(marked ? { nodeArgs: ['--import', MARKS] } : {}),
+      ...(marked ? { nodeArgs: ['-r', MARKS] } : {}),
     });
     await s.stop();
     if (!timed) return;
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
     console.log(`| ${WHAT[step]} | ${fmt(cur.at)} | ${fmt(delta)} | ${fmt(cpu)} |`);
     prev = cur;
   }
-  console.log(`\n(${STARTUP_CHANNEL} steps; the preload itself adds an ES module to the start)`);
+  console.log(`\n(${STARTUP_CHANNEL} steps; the preload itself adds a CommonJS module to the start)`);
 }
 
 await main();

@@ -9,6 +9,10 @@
  * `npm run bench` starts it (state with 16 NV indices, seccomp on); Debian's
  * `swtpm socket`. Start = spawn to the first answered GetRandom, connect polled every
  * 1 ms. Prints medians (min-max) and each one's distance from `node -e 0`.
+ *
+ * A/B of builds: `node dist/bench/startup-floor.js REPS --ab BIN...` runs `node -e 0`,
+ * this build's tswtpm, each other build's `bin/tswtpm.js` (e.g. a `git worktree` of an
+ * older commit, built) and swtpm, without the three floor servers.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
@@ -42,7 +46,12 @@ const answered = (port: number) =>
     });
   });
 
-async function startMs(what: (typeof PROGRAMS)[Name], state: string): Promise<number> {
+/** ms from spawn to the first answer; `bin` is the tswtpm to start for 'tswtpm'. */
+async function startMs(
+  what: (typeof PROGRAMS)[Name],
+  state: string,
+  bin = TSWTPM_BIN,
+): Promise<number> {
   const port = await freePort();
   let child: ChildProcess;
   const t0 = performance.now();
@@ -62,7 +71,7 @@ async function startMs(what: (typeof PROGRAMS)[Name], state: string): Promise<nu
     child =
       what === 'swtpm'
         ? spawn('swtpm', args, { stdio: 'ignore' })
-        : spawn(process.execPath, [TSWTPM_BIN, ...args], { stdio: 'ignore' });
+        : spawn(process.execPath, [bin, ...args], { stdio: 'ignore' });
   } else {
     child = spawn(process.execPath, [FLOOR, String(port), what], { stdio: 'ignore' });
   }
@@ -77,17 +86,31 @@ async function startMs(what: (typeof PROGRAMS)[Name], state: string): Promise<nu
   return ms;
 }
 
-async function main(reps: number): Promise<void> {
+/** What one row starts: a program of {@link PROGRAMS}, or tswtpm from another build. */
+interface Entry {
+  readonly name: string;
+  readonly what: (typeof PROGRAMS)[Name];
+  readonly bin?: string;
+}
+
+async function main(reps: number, others: readonly string[] | undefined): Promise<void> {
   const state = await prepareState('tswtpm', 16);
-  const names = Object.keys(PROGRAMS) as Name[];
+  const entries: Entry[] =
+    others === undefined
+      ? (Object.keys(PROGRAMS) as Name[]).map((n) => ({ name: n, what: PROGRAMS[n] }))
+      : [
+          { name: 'tswtpm (this build)', what: 'tswtpm' },
+          ...others.map((bin) => ({ name: `tswtpm ${bin}`, what: 'tswtpm' as const, bin })),
+          { name: 'swtpm 0.7.1', what: 'swtpm' },
+        ];
   const ms = new Map<string, number[]>([['node -e 0', []]]);
-  for (const n of names) ms.set(n, []);
+  for (const e of entries) ms.set(e.name, []);
   for (let r = -1; r < reps; r++) {
     const floor = await nodeFloorMs();
     if (r >= 0) ms.get('node -e 0')!.push(floor);
-    for (const n of r % 2 === 0 ? names : [...names].reverse()) {
-      const x = await startMs(PROGRAMS[n], state);
-      if (r >= 0) ms.get(n)!.push(x);
+    for (const e of r % 2 === 0 ? entries : [...entries].reverse()) {
+      const x = await startMs(e.what, state, e.bin);
+      if (r >= 0) ms.get(e.name)!.push(x);
     }
   }
   const base = median(ms.get('node -e 0')!);
@@ -101,4 +124,5 @@ async function main(reps: number): Promise<void> {
   }
 }
 
-await main(Number(process.argv[2] ?? 21));
+const ab = process.argv.indexOf('--ab');
+await main(Number(process.argv[2] ?? 21), ab < 0 ? undefined : process.argv.slice(ab + 1));
