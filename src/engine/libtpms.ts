@@ -17,6 +17,7 @@ import type koffiModule from 'koffi';
 import type { KoffiFunc, TypeObject } from 'koffi';
 import { requireKoffi } from './koffi.js';
 import { declareOnce, nativeKoffi, nativeLibc } from './native.js';
+import { prefetchOpensslRandom } from './prefetch.js';
 
 export type Koffi = typeof koffiModule;
 /** Native address as koffi 3 represents it; `null` is NULL. */
@@ -189,6 +190,7 @@ function libcMemory(): Pick<Libtpms, 'malloc' | 'free'> {
 export function bindLibtpms(path: string): Libtpms {
   const koffi = nativeKoffi();
   const lib = koffi.load(path, { deep: true });
+  prefetchOpensslRandom(lib);
   const f = <T extends (...args: never[]) => unknown>(decl: string) =>
     lib.func(decl) as unknown as KoffiFunc<T>;
   const optional = <T extends (...args: never[]) => unknown>(decl: string) => {

@@ -15,7 +15,12 @@
  *
  * The pool's threads start with the first job, which the seccomp filter needs anyway
  * (sandbox/threads.ts).
+ *
+ * Once libtpms is loaded, {@link prefetchOpensslRandom} has the pool set up OpenSSL's
+ * random generator, which TPMLIB_MainInit and the first TPM command would otherwise set
+ * up on the main thread.
  */
+import type { LibraryHandle } from 'koffi';
 import { nativeLibc } from './native.js';
 
 /** dlfcn.h (glibc, every Linux architecture). */
@@ -40,4 +45,40 @@ export function prefetchServerLibraries(): void {
   } catch {
     // (no koffi, or not glibc): the bindings load synchronously as before
   }
+}
+
+/** Settled once OpenSSL's random generator is set up (or the attempt failed). */
+let opensslRandom: Promise<void> | undefined;
+
+/**
+ * Has the thread pool draw 16 random bytes from the OpenSSL that `libtpms` (a handle
+ * of a loaded libtpms) uses, once per process: the first RAND_bytes() of a process
+ * loads OpenSSL's configuration and default provider and seeds its generators, 2-3 ms
+ * that libtpms pays on the main thread in TPMLIB_MainInit or the first command (its
+ * entropy comes from RAND_bytes) unless this ran first. The main thread meanwhile binds
+ * libtpms and opens the state and the channels; a libtpms call that needs the generator
+ * before it is ready waits for it inside OpenSSL (its set-up runs once, under a lock).
+ * All copies of libtpms in a process share one libcrypto, so one warm-up serves them all.
+ */
+export function prefetchOpensslRandom(libtpms: LibraryHandle): void {
+  if (opensslRandom !== undefined) return;
+  opensslRandom = new Promise<void>((resolve) => {
+    try {
+      // dlsym() through libtpms' handle finds the libcrypto it is linked with.
+      const randBytes = libtpms.func('int RAND_bytes(void *buf, int num)');
+      const buf = Buffer.alloc(16);
+      randBytes.async(buf, buf.length, () => {
+        buf.fill(0);
+        resolve();
+      });
+    } catch {
+      // (a libtpms without a dynamic libcrypto): libtpms sets it up when it needs it
+      resolve();
+    }
+  });
+}
+
+/** Settles when {@link prefetchOpensslRandom}'s work is done (at once if never started). */
+export function opensslRandomReady(): Promise<void> {
+  return opensslRandom ?? Promise.resolve();
 }

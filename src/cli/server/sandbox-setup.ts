@@ -6,6 +6,7 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { loadLibtpms } from '../../engine/libtpms.js';
+import { opensslRandomReady } from '../../engine/prefetch.js';
 import { loadChrootLibs } from '../../sandbox/chroot.js';
 import { type SeccompAction, installSeccomp, loadLibseccomp } from '../../sandbox/seccomp.js';
 import { installTestHook } from '../../sandbox/test-hook.js';
@@ -81,6 +82,9 @@ export function seccompInstaller(action: SeccompAction): SeccompInstaller {
  */
 export async function enterChroot(cfg: Config, dir: string): Promise<void> {
   await preloadServer(cfg);
+  // OpenSSL reads its configuration while it sets up its generator (started on the pool
+  // when libtpms was loaded): from the real root, not from DIR.
+  await opensslRandomReady();
   const libs = loadChrootLibs();
   try {
     libs.chrootTo(dir);
