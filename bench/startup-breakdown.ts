@@ -138,7 +138,9 @@ async function main(): Promise<void> {
     console.log(`| ${WHAT[step]} | ${fmt(cur.at)} | ${fmt(delta)} | ${fmt(cpu)} |`);
     prev = cur;
   }
-  console.log(`\n(${STARTUP_CHANNEL} steps; the preload itself adds a CommonJS module to the start)`);
+  console.log(
+    `\n(${STARTUP_CHANNEL} steps; the preload itself adds a CommonJS module to the start)`,
+  );
 }
 
 await main();
