@@ -28,20 +28,24 @@ const RTLD_NOW = 0x2;
 const RTLD_DEEPBIND = 0x8;
 
 /** What a `tswtpm socket|chardev` start loads, with koffi.load()'s flags for each. */
+const LIBSECCOMP = 'libseccomp.so.2';
 const SERVER_LIBRARIES: readonly { readonly name: string; readonly flags: number }[] = [
   { name: 'libtpms.so.0', flags: RTLD_NOW | RTLD_DEEPBIND }, // engine/libtpms.ts
-  { name: 'libseccomp.so.2', flags: RTLD_NOW }, // sandbox/seccomp.ts
+  { name: LIBSECCOMP, flags: RTLD_NOW }, // sandbox/seccomp.ts
 ];
 
 /**
- * Starts loading the server's libraries in the background and returns at once.
+ * Starts loading the server's libraries in the background and returns at once;
+ * libseccomp only when `libseccomp` (the build compiled no filter: cli/server/seccomp-filters.ts).
  * Does nothing where koffi cannot load or has no dlopen (the bindings then fail later
  * with their usual errors).
  */
-export function prefetchServerLibraries(): void {
+export function prefetchServerLibraries(libseccomp: boolean): void {
   try {
     const dlopen = nativeLibc().func('void *dlopen(const char *file, int mode)');
-    for (const lib of SERVER_LIBRARIES) dlopen.async(lib.name, lib.flags, () => {});
+    for (const lib of SERVER_LIBRARIES) {
+      if (libseccomp || lib.name !== LIBSECCOMP) dlopen.async(lib.name, lib.flags, () => {});
+    }
   } catch {
     // (no koffi, or not glibc): the bindings load synchronously as before
   }

@@ -203,12 +203,13 @@ export class SeccompError extends Error {
   }
 }
 
-interface Libseccomp {
+export interface Libseccomp {
   init: (defAction: number) => bigint | null;
   attrSet: (ctx: bigint, attr: number, value: number) => number;
   resolve: (name: string) => number;
   ruleAdd: (ctx: bigint, action: number, nr: number, argCnt: number, args: null) => number;
   load: (ctx: bigint) => number;
+  exportBpf: (ctx: bigint, fd: number) => number;
   release: (ctx: bigint) => void;
   strerror: (errno: number) => string;
 }
@@ -229,6 +230,7 @@ export function loadLibseccomp(): Libseccomp {
       'int seccomp_rule_add_array(void *ctx, uint32_t action, int syscall, unsigned int arg_cnt, const void *arg_array)',
     ),
     load: lib.func('int seccomp_load(void *ctx)'),
+    exportBpf: lib.func('int seccomp_export_bpf(void *ctx, int fd)'),
     release: lib.func('void seccomp_release(void *ctx)'),
     strerror: libc.func('const char *strerror(int errnum)'),
   };
@@ -249,12 +251,40 @@ export function deniedNumbers(lib: Libseccomp): number[] {
 /**
  * Installs the deny list on every thread of the process. `action` must not be
  * `none`. Every thread the process will ever need must exist already (the filter
- * denies clone); see sandbox/threads.ts.
+ * denies clone); see sandbox/threads.ts. A server normally loads the same program
+ * compiled at build time instead (sandbox/seccomp-compiled.ts).
  *
  * @example
  * installSeccomp(loadLibseccomp(), 'kill'); // /proc/self/status: Seccomp: 2
  */
 export function installSeccomp(lib: Libseccomp, action: Exclude<SeccompAction, 'none'>): void {
+  withFilter(lib, action, (ctx, fail) => {
+    const rc = lib.load(ctx);
+    if (rc < 0) throw fail('seccomp_load', rc);
+  });
+}
+
+/**
+ * Writes the BPF program that {@link installSeccomp} would load for `action` to `fd`
+ * (an array of `struct sock_filter` in host byte order), without loading it.
+ */
+export function exportSeccompFilter(
+  lib: Libseccomp,
+  action: Exclude<SeccompAction, 'none'>,
+  fd: number,
+): void {
+  withFilter(lib, action, (ctx, fail) => {
+    const rc = lib.exportBpf(ctx, fd);
+    if (rc < 0) throw fail('seccomp_export_bpf', rc);
+  });
+}
+
+/** Builds the filter for `action` in a libseccomp context, hands it to `use`, frees it. */
+function withFilter(
+  lib: Libseccomp,
+  action: Exclude<SeccompAction, 'none'>,
+  use: (ctx: bigint, fail: (what: string, rc: number) => SeccompError) => void,
+): void {
   const act = action === 'kill' ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_LOG;
   const ctx = lib.init(SCMP_ACT_ALLOW);
   if (!ctx) throw new SeccompError('seccomp_init failed');
@@ -270,8 +300,7 @@ export function installSeccomp(lib: Libseccomp, action: Exclude<SeccompAction, '
       rc = lib.ruleAdd(ctx, act, nr, 0, null);
       if (rc < 0) throw fail('seccomp_rule_add', rc);
     }
-    rc = lib.load(ctx);
-    if (rc < 0) throw fail('seccomp_load', rc);
+    use(ctx, fail);
   } finally {
     lib.release(ctx);
   }

@@ -87,6 +87,8 @@ test(
         'dist/src/cli/server/tswtpm.bundle.cjs',
         // its V8 code cache (scripts/code-cache.js) and the CommonJS marker of bin/
         'dist/src/cli/server/tswtpm.bundle.cjs.v8cache',
+        // the seccomp programs compiled at build time (scripts/seccomp-filters.js)
+        'dist/src/cli/server/seccomp-filters.json',
         'bin/package.json',
         'bin/dist.js',
       ])
@@ -172,10 +174,14 @@ const t = await startTpm({ tpm2: true });
 try {
   const random = tpm2.parseGetRandom(await t.tpm.transmit(tpm2.getRandom(16)));
   const cmdline = readFileSync('/proc/' + t.pid + '/cmdline', 'utf8').split('\\0');
+  // Its seccomp filter is in, and came from the package's compiled programs (no libseccomp).
+  const status = readFileSync('/proc/' + t.pid + '/status', 'utf8');
+  const filtered = /^Seccomp:\\s+2$/m.test(status);
+  const libseccomp = readFileSync('/proc/' + t.pid + '/maps', 'utf8').includes('libseccomp');
   // tswtpm/provision: an EK on the spawned TPM.
   const ek = [];
   await setupTpm2(linkOf(t), TPM2_SETUP_DEFAULTS, undefined, { info: (l) => ek.push(l), error: (l) => ek.push(l) });
-  console.log(JSON.stringify({ bin: TSWTPM_BIN, random: random.length, cmdline, ek }));
+  console.log(JSON.stringify({ bin: TSWTPM_BIN, random: random.length, cmdline, ek, filtered, libseccomp }));
 } finally {
   await t.close();
 }
@@ -186,10 +192,13 @@ try {
         random: number;
         cmdline: string[];
         ek: string[];
+        filtered: boolean;
+        libseccomp: boolean;
       };
       assert.equal(res.bin, join(installed, 'bin', 'tswtpm.js'));
       assert.equal(res.random, 16);
       assert.deepEqual(res.cmdline.slice(1, 3), [res.bin, 'socket']);
+      assert.deepEqual([res.filtered, res.libseccomp], [true, false]);
       assert.ok(
         res.ek.includes('Successfully created RSA 2048 EK with handle 0x81010001.'),
         res.ek.join('\n'),

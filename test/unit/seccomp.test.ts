@@ -3,9 +3,13 @@
 // fsopen, fsconfig, fspick, mount_setattr, open_tree, quotactl_fd).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { arch } from 'node:os';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { arch, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { seccompAction } from '../../src/cli/server/sandbox-setup.js';
+import { compileFilters, readCompiledFilters } from '../../src/sandbox/seccomp-compiled.js';
 import { DENIED_SYSCALLS, deniedNumbers, loadLibseccomp } from '../../src/sandbox/seccomp.js';
 
 const skip = arch() === 'x64' ? false : 'syscall numbers are checked for x86_64';
@@ -62,4 +66,53 @@ test('libuv starts every pool thread within the first queued job (what startThre
   });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, '3');
+});
+
+/** The file `npm run build` wrote (scripts/seccomp-filters.js). */
+const COMPILED = fileURLToPath(
+  new URL('../../src/cli/server/seccomp-filters.json', import.meta.url),
+);
+
+test('the filters compiled at build time are the programs libseccomp builds here now', () => {
+  const built = readCompiledFilters(COMPILED);
+  assert.ok(built !== undefined, 'the build wrote a usable seccomp-filters.json');
+  const dir = mkdtempSync(join(tmpdir(), 'tswtpm-seccomp-'));
+  try {
+    const now = compileFilters(loadLibseccomp(), join(dir, 'bpf'));
+    assert.deepEqual(built, now);
+    assert.equal(readdirSync(dir).length, 0); // the temporary file is gone
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const kill = Buffer.from(built.programs.kill, 'base64');
+  const log = Buffer.from(built.programs.log, 'base64');
+  assert.equal(kill.length % 8, 0);
+  assert.equal(log.length % 8, 0);
+  assert.notDeepEqual(kill, log); // the same rules, another action
+  if (arch() === 'x64') assert.equal(built.seccompNr, 317);
+});
+
+test('compiled filters are used only when made here, from this deny list, and sane', () => {
+  const good = JSON.parse(readFileSync(COMPILED, 'utf8'));
+  const dir = mkdtempSync(join(tmpdir(), 'tswtpm-seccomp-'));
+  const file = join(dir, 'f.json');
+  const check = (content: unknown) => {
+    writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+    return readCompiledFilters(file) !== undefined;
+  };
+  try {
+    assert.equal(check(good), true);
+    assert.equal(check({ ...good, arch: process.arch === 'x64' ? 'arm64' : 'x64' }), false);
+    assert.equal(check({ ...good, denied: good.denied.slice(1) }), false);
+    assert.equal(check({ ...good, denied: [...good.denied].reverse() }), false);
+    const odd = Buffer.from(good.programs.kill, 'base64').subarray(0, 12).toString('base64');
+    assert.equal(check({ ...good, programs: { ...good.programs, kill: odd } }), false);
+    assert.equal(check({ ...good, programs: { kill: good.programs.kill } }), false);
+    assert.equal(check({ ...good, seccompNr: -1 }), false);
+    assert.equal(check('{"arch":'), false);
+    assert.equal(check('null'), false);
+    assert.equal(readCompiledFilters(join(dir, 'missing.json')), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -7,6 +7,7 @@
  * dynamic linker in the meantime (a koffi declaration) would wait for those loads.
  */
 import { prefetchServerLibraries } from '../../engine/prefetch.js';
+import { compiledSeccomp } from './seccomp-filters.js';
 
 /** The sub-commands that start a TPM (anything else never loads libtpms). */
 const SERVES = new Set(['socket', 'chardev', 'cuse', 'host']);
@@ -14,7 +15,7 @@ const SERVES = new Set(['socket', 'chardev', 'cuse', 'host']);
 export async function main(argv: string[]): Promise<void> {
   const sub = argv[0] ?? '';
   if (SERVES.has(sub) && !argv.includes('--help') && !argv.includes('-h')) {
-    prefetchServerLibraries();
+    prefetchServerLibraries(compiledSeccomp() === undefined);
     // (the socket and chardev front end; tswtpm.ts imports it on its own too)
     if (sub === 'socket' || sub === 'chardev') await import('./server.js');
   }

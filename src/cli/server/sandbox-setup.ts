@@ -8,6 +8,7 @@ import { closeSync, openSync } from 'node:fs';
 import { loadLibtpms } from '../../engine/libtpms.js';
 import { opensslRandomReady } from '../../engine/prefetch.js';
 import { loadChrootLibs } from '../../sandbox/chroot.js';
+import { installCompiledSeccomp } from '../../sandbox/seccomp-compiled.js';
 import { type SeccompAction, installSeccomp, loadLibseccomp } from '../../sandbox/seccomp.js';
 import { installTestHook } from '../../sandbox/test-hook.js';
 import { ignoreInspectorSignal, startThreadPool } from '../../sandbox/threads.js';
@@ -15,6 +16,7 @@ import { deviceSize } from '../../storage/lock.js';
 import { setNotDumpable } from '../common/hardening.js';
 import { CliError, parseSubopts } from '../common/subopts.js';
 import type { Config } from './args.js';
+import { compiledSeccomp } from './seccomp-filters.js';
 
 /**
  * `--seccomp action=none|kill|log`; absent or empty means kill (swtpm's default).
@@ -30,8 +32,12 @@ export function seccompAction(raw: string | undefined): SeccompAction {
   return action;
 }
 
-/** Whether libseccomp can be loaded here (`cmdarg-seccomp` in --print-capabilities). */
+/**
+ * Whether a filter can be built here (`cmdarg-seccomp` in --print-capabilities): the
+ * build compiled one, or libseccomp can be loaded.
+ */
 export function seccompSupported(): boolean {
+  if (compiledSeccomp() !== undefined) return true;
   try {
     loadLibseccomp();
     return true;
@@ -55,6 +61,27 @@ export function prepareSeccomp(cfg: Config): SeccompInstaller {
 /** {@link prepareSeccomp} for an action already parsed (`tswtpm host`). */
 export function seccompInstaller(action: SeccompAction): SeccompInstaller {
   if (action === 'none') return async () => void installTestHook();
+  const install = filterInstaller(action);
+  return async () => {
+    // Before the filter, so that a test's SIGUSR2 never meets Node's default action.
+    installTestHook();
+    startThreadPool();
+    ignoreInspectorSignal();
+    try {
+      install();
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
+  };
+}
+
+/**
+ * What loads the filter: the program compiled at build time, or else libseccomp, bound
+ * now (before a chroot).
+ */
+function filterInstaller(action: Exclude<SeccompAction, 'none'>): () => void {
+  const compiled = compiledSeccomp();
+  if (compiled !== undefined) return () => installCompiledSeccomp(compiled, action);
   let lib: ReturnType<typeof loadLibseccomp>;
   try {
     lib = loadLibseccomp();
@@ -63,17 +90,7 @@ export function seccompInstaller(action: SeccompAction): SeccompInstaller {
       `Error: seccomp is not available (${(err as Error).message}): install libseccomp2 or use --seccomp action=none`,
     );
   }
-  return async () => {
-    // Before the filter, so that a test's SIGUSR2 never meets Node's default action.
-    installTestHook();
-    startThreadPool();
-    ignoreInspectorSignal();
-    try {
-      installSeccomp(lib, action);
-    } catch (err) {
-      throw new CliError((err as Error).message);
-    }
-  };
+  return () => installSeccomp(lib, action);
 }
 
 /**
