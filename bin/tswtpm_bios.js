@@ -3,6 +3,6 @@
 // replaces that trigger, as in bin/tswtpm.js.
 process.on('SIGUSR1', () => {});
 
-const { distUrl } = require('./dist.js');
+const { distUrl } = require('./tswtpm.js');
 
 import(distUrl('src/cli/bios/tswtpm-bios.js')).then((m) => m.main(process.argv.slice(2)));

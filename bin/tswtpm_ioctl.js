@@ -4,6 +4,6 @@
 // bin/tswtpm.js).
 process.on('SIGUSR1', () => {});
 
-const { distUrl } = require('./dist.js');
+const { distUrl } = require('./tswtpm.js');
 
 import(distUrl('src/cli/ioctl/tswtpm-ioctl.js')).then((m) => m.main(process.argv.slice(2)));

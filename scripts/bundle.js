@@ -25,7 +25,7 @@ const ENTRIES = [
 const url = (p) => fileURLToPath(new URL(`../dist/src/cli/${p}`, import.meta.url));
 /**
  * import.meta.url in a CommonJS bundle: the bundle's own file URL. The first line names
- * the build, so that bin/dist.js uses a V8 code cache only with the bundle it was made
+ * the build, so that bin/tswtpm.js uses a V8 code cache only with the bundle it was made
  * for (scripts/code-cache.js makes it).
  */
 const cjsOptions = () => ({

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
-const { compileBundle, cachePath } = require('../bin/dist.js');
+const { compileBundle, cachePath } = require('../bin/tswtpm.js');
 
 const BUNDLE = fileURLToPath(new URL('../dist/src/cli/server/tswtpm.bundle.cjs', import.meta.url));
 const GET_RANDOM = Buffer.from('80010000000c0000017b0008', 'hex');

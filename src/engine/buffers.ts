@@ -8,13 +8,13 @@
  *   length at 8 (a size_t for DecodeBlob); the result is malloc()ed and ours to free;
  * - the command of an async Process, at a stable address while the worker reads it.
  */
-import { endianness } from 'node:os';
+import { HOST_LITTLE_ENDIAN } from '../protocol/host-endian.js';
 import { fatalErrorResponse } from './commands.js';
 import { EngineError, type StateResult } from './errors.js';
 import type { Libtpms, Ptr } from './libtpms.js';
 import type { TpmVersion } from './types.js';
 
-const LE = endianness() === 'LE';
+const LE = HOST_LITTLE_ENDIAN;
 const EMPTY = new Uint8Array(0);
 
 export class NativeBuffers {

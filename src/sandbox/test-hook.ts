@@ -11,12 +11,13 @@
  */
 import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { getPriority } from 'node:os';
 
 export const TEST_HOOK_ENV = 'TSWTPM_TEST_SECCOMP_HOOK';
 
+// (modules required on use: every server start loads this one)
 const CALLS: Readonly<Record<string, () => string>> = {
-  getpriority: () => String(getPriority(0)),
+  getpriority: () =>
+    String((createRequire(import.meta.url)('node:os') as typeof import('node:os')).getPriority(0)),
   execve: () => {
     // required here: node:child_process costs every server start 1-2 ms
     const cp: typeof import('node:child_process') = createRequire(import.meta.url)(

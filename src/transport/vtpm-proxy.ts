@@ -5,10 +5,10 @@
  * whole response per write() (≤ 4096 bytes), with no framing or locality prefix.
  */
 import { closeSync, openSync } from 'node:fs';
-import { endianness } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import type koffiModule from 'koffi';
 import { requireKoffi } from '../engine/koffi.js';
+import { HOST_LITTLE_ENDIAN } from '../protocol/host-endian.js';
 
 type Koffi = typeof koffiModule;
 
@@ -80,7 +80,7 @@ export function createVtpmProxy(tpm2: boolean, vtpmx = VTPMX_PATH): VtpmProxyDev
       arg: number,
     ) => number;
     const arg = Buffer.alloc(20);
-    const le = endianness() === 'LE';
+    const le = HOST_LITTLE_ENDIAN;
     const u32 = (off: number) => (le ? arg.readUInt32LE(off) : arg.readUInt32BE(off));
     if (le) arg.writeUInt32LE(tpm2 ? VTPM_PROXY_FLAG_TPM2 : 0, 0);
     else arg.writeUInt32BE(tpm2 ? VTPM_PROXY_FLAG_TPM2 : 0, 0);

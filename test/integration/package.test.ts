@@ -90,7 +90,6 @@ test(
         // the seccomp programs compiled at build time (scripts/seccomp-filters.js)
         'dist/src/cli/server/seccomp-filters.json',
         'bin/package.json',
-        'bin/dist.js',
       ])
         assert.ok(files.includes(f), `${f} is in the tarball`);
       for (const n of SWTPM_NAMES) assert.ok(files.includes(`libexec/swtpm-names/${n}`), n);

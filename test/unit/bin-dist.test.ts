@@ -1,4 +1,4 @@
-// bin/dist.js: how bin/tswtpm.js loads the CommonJS server bundle with the V8 code cache
+// bin/tswtpm.js: how it loads the CommonJS server bundle with the V8 code cache
 // that scripts/code-cache.js makes at build time. The cache is only ever used with the
 // bundle it was made from (the build id on the bundle's first line): V8's own check
 // compares little more than the source length, so a cache of another same-length
@@ -23,7 +23,7 @@ interface BinDist {
 }
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const dist = createRequire(import.meta.url)(join(ROOT, 'bin', 'dist.js')) as BinDist;
+const dist = createRequire(import.meta.url)(join(ROOT, 'bin', 'tswtpm.js')) as BinDist;
 const BUNDLE = join(ROOT, 'dist/src/cli/server/tswtpm.bundle.cjs');
 
 const dir = tempDir();
@@ -36,7 +36,7 @@ function bundle(name: string, id: string, v: string): string {
   return path;
 }
 
-describe('bin/dist.js code cache', () => {
+describe('bin/tswtpm.js code cache', () => {
   it('the cache the build made is accepted by this node for the built bundle', () => {
     const cache = readFileSync(dist.cachePath(BUNDLE));
     const id = /^\/\*tswtpm-build:([0-9a-f]{32})\*\//.exec(readFileSync(BUNDLE, 'latin1'))?.[1];

@@ -3,7 +3,7 @@
  * not libuv's. koffi is loaded on first use only. (ioctl() on a CUSE device lives in
  * transport/chardev.ts, shared with the client library.)
  */
-import { constants } from 'node:os';
+import { createRequire } from 'node:module';
 import type { Koffi } from '../../engine/koffi.js';
 import { declareOnce, nativeLibc } from '../../engine/native.js';
 
@@ -24,11 +24,20 @@ function lib(): Libc {
   return declareOnce(declareLibc);
 }
 
-const ERRNO = constants.errno as Readonly<Record<string, number>>;
+let errnoNumbers: Readonly<Record<string, number>> | undefined;
+/**
+ * os.constants.errno, loaded on first use: node:os is not otherwise loaded by a server
+ * start, and loading it cost every start about 0.3 ms (it is only needed for errors).
+ */
+function errnoNumber(name: string): number | undefined {
+  errnoNumbers ??= (createRequire(import.meta.url)('node:os') as typeof import('node:os')).constants
+    .errno as Readonly<Record<string, number>>;
+  return errnoNumbers[name];
+}
 
 /** glibc's strerror() of an errno number or an errno name (`'ECONNREFUSED'`). */
 export function strerror(e: number | string): string {
-  const n = typeof e === 'number' ? e : ERRNO[e];
+  const n = typeof e === 'number' ? e : errnoNumber(e);
   if (n === undefined) return String(e);
   return lib().strerror(n);
 }
@@ -36,7 +45,7 @@ export function strerror(e: number | string): string {
 /** The glibc text of a Node/transport error: by `code`, else its message. */
 export function errText(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code === 'string' && ERRNO[code] !== undefined) return strerror(code);
+  if (typeof code === 'string' && errnoNumber(code) !== undefined) return strerror(code);
   return e instanceof Error ? e.message : String(e);
 }
 

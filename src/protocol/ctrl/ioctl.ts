@@ -1,4 +1,4 @@
-import { endianness } from 'node:os';
+import { HOST_LITTLE_ENDIAN } from '../host-endian.js';
 import { type CtrlDef, type Field, ioctlNumber } from './commands.js';
 import { CTRL_TABLE } from './commands.js';
 import type { CtrlRequest, CtrlResponse } from './messages.js';
@@ -9,7 +9,7 @@ import type { CtrlRequest, CtrlResponse } from './messages.js';
  * the machine's byte order.
  */
 
-const LE = endianness() === 'LE';
+const LE = HOST_LITTLE_ENDIAN;
 
 const BY_IOCTL = new Map<number, CtrlDef>(CTRL_TABLE.map((d) => [ioctlNumber(d), d]));
 

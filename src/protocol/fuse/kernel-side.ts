@@ -4,7 +4,7 @@
  * the kernel over a socketpair (checked against `linux/fuse.h` by the layout test and
  * against a real kernel by the guest test).
  */
-import { endianness } from 'node:os';
+import { HOST_LITTLE_ENDIAN } from '../host-endian.js';
 import {
   CUSE_INIT,
   FUSE_INTERRUPT,
@@ -32,7 +32,7 @@ import {
   fuse_write_out,
 } from './layout.js';
 
-const LE = endianness() === 'LE';
+const LE = HOST_LITTLE_ENDIAN;
 
 type Values = Record<string, number | bigint>;
 

@@ -1,8 +1,8 @@
 /** Host-endian field access by C field name (FUSE structs are in the machine's byte order). */
-import { endianness } from 'node:os';
+import { HOST_LITTLE_ENDIAN } from '../host-endian.js';
 import type { StructLayout } from './layout.js';
 
-export const LE = endianness() === 'LE';
+export const LE = HOST_LITTLE_ENDIAN;
 
 export function u32(b: Buffer, s: StructLayout, f: string, base = 0): number {
   const off = base + s.fields[f]![0];

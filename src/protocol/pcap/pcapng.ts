@@ -5,7 +5,7 @@
  * that Wireshark's TPM 2.0 dissector (bound to port 2321) decodes the payload.
  * Pure: bytes out, no fs; the clock and the random numbers are passed in.
  */
-import { endianness } from 'node:os';
+import { HOST_LITTLE_ENDIAN } from '../host-endian.js';
 
 /** pcapng block types and constants. */
 export const BLOCK_TYPE_SHB = 0x0a0d0d0a;
@@ -37,7 +37,7 @@ const IP_DF = 0x4000;
 const TCP_WINDOW = 0xffc4;
 const LOCALHOST = 0x7f000001;
 
-const LE = endianness() === 'LE';
+const LE = HOST_LITTLE_ENDIAN;
 
 /** SHB (section length 0, not -1, as swtpm writes it) followed by the IDB (snaplen 0). */
 export function fileHeader(): Uint8Array {
