@@ -161,8 +161,9 @@ export class Device {
   /** TPMLIB_SetProfile before MainInit (libtpms 0.10+; the CLI checked it exists). */
   private setProfile(): boolean {
     const json = this.profile;
+    if (json === undefined || this.opts.version !== '2.0') return true;
     const set = this.engine.setProfile;
-    if (json === undefined || this.opts.version !== '2.0' || set === undefined) return true;
+    if (set === undefined) return true;
     this.engine.choose(this.opts.version);
     if (set(json) === TPM_SUCCESS) return true;
     this.report(`Error: Could not set profile for TPM2: '${json}'`);

@@ -48,8 +48,6 @@ export class Engine {
   lastCallbackError: unknown = undefined;
   /** Transport-level result of the last TPMLIB_Process (practically always 0). */
   lastProcessRc = 0;
-  /** TPMLIB_SetProfile (libtpms >= 0.10 only); call while stopped, before start(). */
-  readonly setProfile: ((profile: string) => number) | undefined;
 
   readonly #lib: Libtpms;
   readonly #buf: NativeBuffers;
@@ -86,13 +84,19 @@ export class Engine {
         },
       }),
     );
-    const setProfile = lib.SetProfile;
-    this.setProfile = setProfile
-      ? (profile: string) => {
-          this.#enter();
-          return setProfile(profile);
-        }
-      : undefined;
+  }
+
+  /**
+   * TPMLIB_SetProfile (libtpms >= 0.10 only); call while stopped, before start().
+   * Looked up on first use: a libtpms 0.9 binding throws, and catches, to find it absent.
+   */
+  get setProfile(): ((profile: string) => number) | undefined {
+    const set = this.#lib.SetProfile;
+    if (set === undefined) return undefined;
+    return (profile: string) => {
+      this.#enter();
+      return set(profile);
+    };
   }
 
   /** Where the NV callbacks read and write; swap only while stopped (never while busy). */

@@ -4,8 +4,8 @@
  * /usr/include/libtpms/tpm_library.h and tpm_tis.h; the Engine adds the policy.
  *
  * Nothing is loaded at import time: `import koffi` alone costs 10–27 ms, so koffi
- * is required on the first `loadLibtpms()` call (about 2 ms more for dlopen and
- * the ~30 declarations).
+ * is required on the first `loadLibtpms()` call, and each libtpms function is declared
+ * on its first use.
  *
  * Conventions of this binding (koffi 3):
  * - pointers are BigInt; `u8 **` / `u32 *` out-parameters that the Engine reads
@@ -63,8 +63,6 @@ export interface Libtpms {
   readonly koffi: Koffi;
   readonly GetVersion: KoffiFunc<() => number>;
   readonly ChooseTPMVersion: KoffiFunc<(ver: number) => number>;
-  /** Registers the callbacks; see `setCallbacks`. */
-  readonly RegisterCallbacks: KoffiFunc<(cbs: object) => number>;
   readonly MainInit: KoffiFunc<() => number>;
   readonly Terminate: KoffiFunc<() => void>;
   /** `(u8 **resp, u32 *resp_size, u32 *resp_bufsize, u8 *cmd, u32 cmd_size)`. */
@@ -201,46 +199,10 @@ export function bindLibtpms(path: string): Libtpms {
       return undefined;
     }
   };
-  const u32 = 'uint32_t';
-  const { protos, Callbacks } = declareOnce(libtpmsTypes);
   let target: CallbackImpls | undefined;
   let registered = false;
-  const RegisterCallbacks = lib.func('TPMLIB_RegisterCallbacks', u32, [
-    koffi.pointer(Callbacks),
-  ]) as unknown as Libtpms['RegisterCallbacks'];
-
-  const binding: Libtpms = {
+  const binding = {
     koffi,
-    GetVersion: f(`${u32} TPMLIB_GetVersion(void)`),
-    ChooseTPMVersion: f(`${u32} TPMLIB_ChooseTPMVersion(int ver)`),
-    RegisterCallbacks,
-    MainInit: f(`${u32} TPMLIB_MainInit(void)`),
-    Terminate: f('void TPMLIB_Terminate(void)'),
-    Process: f(
-      `${u32} TPMLIB_Process(void *resp, void *rlen, void *rsize, void *cmd, ${u32} clen)`,
-    ),
-    VolatileAll_Store: f(`${u32} TPMLIB_VolatileAll_Store(void *buf, void *len)`),
-    CancelCommand: f(`${u32} TPMLIB_CancelCommand(void)`),
-    GetTPMProperty: f(`${u32} TPMLIB_GetTPMProperty(int prop, _Out_ int *result)`),
-    GetInfo: f('void *TPMLIB_GetInfo(int flags)'),
-    SetBufferSize: f(
-      `${u32} TPMLIB_SetBufferSize(${u32} wanted, _Out_ ${u32} *min, _Out_ ${u32} *max)`,
-    ),
-    GetState: f(`${u32} TPMLIB_GetState(int st, void *buf, void *len)`),
-    SetState: f(`${u32} TPMLIB_SetState(int st, void *buf, ${u32} len)`),
-    ValidateState: f(`${u32} TPMLIB_ValidateState(int st, unsigned int flags)`),
-    DecodeBlob: f(`${u32} TPMLIB_DecodeBlob(const char *data, int type, void *res, void *len)`),
-    SetDebugFD: f('void TPMLIB_SetDebugFD(int fd)'),
-    SetDebugLevel: f('void TPMLIB_SetDebugLevel(unsigned int level)'),
-    SetDebugPrefix: f(`${u32} TPMLIB_SetDebugPrefix(const char *prefix)`),
-    Hash_Start: f(`${u32} TPM_IO_Hash_Start(void)`),
-    Hash_Data: f(`${u32} TPM_IO_Hash_Data(void *data, ${u32} len)`),
-    Hash_End: f(`${u32} TPM_IO_Hash_End(void)`),
-    TpmEstablished_Get: f(`${u32} TPM_IO_TpmEstablished_Get(_Out_ uint8_t *established)`),
-    TpmEstablished_Reset: f(`${u32} TPM_IO_TpmEstablished_Reset(void)`),
-    TPM_Free: f('void TPM_Free(void *p)'),
-    SetProfile: optional(`${u32} TPMLIB_SetProfile(const char *profile)`),
-    WasManufactured: optional('bool TPMLIB_WasManufactured(void)'),
     ...declareOnce(libcMemory),
     path,
     setCallbacks(impl: CallbackImpls | undefined): number {
@@ -250,8 +212,12 @@ export function bindLibtpms(path: string): Libtpms {
       // One set per copy: libtpms keeps one global struct, and each registration takes
       // six of koffi's 8,192 callback slots. Without a target libtpms is told TPM_FAIL.
       const on = () => target ?? DETACHED;
+      const { protos, Callbacks } = declareOnce(libtpmsTypes);
       const reg = (fn: (...a: never[]) => number, proto: TypeObject) =>
         koffi.register(fn, koffi.pointer(proto));
+      const RegisterCallbacks = lib.func('TPMLIB_RegisterCallbacks', 'uint32_t', [
+        koffi.pointer(Callbacks),
+      ]) as unknown as (cbs: object) => number;
       return RegisterCallbacks({
         sizeOfStruct: koffi.sizeof(Callbacks),
         tpm_nvram_init: reg(() => on().nvramInit(), protos.init),
@@ -273,5 +239,56 @@ export function bindLibtpms(path: string): Libtpms {
       });
     },
   };
-  return binding;
+  // The functions themselves are declared on first use: a server start calls about a
+  // third of them, and each declaration (prototype parsed, symbol looked up) cost a
+  // start 25-50 µs.
+  for (const [name, [decl, isOptional]] of Object.entries(FUNCTIONS)) {
+    Object.defineProperty(binding, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const fn = isOptional ? optional(decl) : f(decl);
+        Object.defineProperty(binding, name, { value: fn, enumerable: true });
+        return fn;
+      },
+    });
+  }
+  return binding as typeof binding & Pick<Libtpms, keyof typeof FUNCTIONS>;
 }
+
+const u32 = 'uint32_t';
+
+/** The libtpms functions a binding declares on first use: the C declaration, and whether libtpms 0.9 lacks it. */
+const FUNCTIONS = {
+  GetVersion: [`${u32} TPMLIB_GetVersion(void)`, false],
+  ChooseTPMVersion: [`${u32} TPMLIB_ChooseTPMVersion(int ver)`, false],
+  MainInit: [`${u32} TPMLIB_MainInit(void)`, false],
+  Terminate: ['void TPMLIB_Terminate(void)', false],
+  Process: [
+    `${u32} TPMLIB_Process(void *resp, void *rlen, void *rsize, void *cmd, ${u32} clen)`,
+    false,
+  ],
+  VolatileAll_Store: [`${u32} TPMLIB_VolatileAll_Store(void *buf, void *len)`, false],
+  CancelCommand: [`${u32} TPMLIB_CancelCommand(void)`, false],
+  GetTPMProperty: [`${u32} TPMLIB_GetTPMProperty(int prop, _Out_ int *result)`, false],
+  GetInfo: ['void *TPMLIB_GetInfo(int flags)', false],
+  SetBufferSize: [
+    `${u32} TPMLIB_SetBufferSize(${u32} wanted, _Out_ ${u32} *min, _Out_ ${u32} *max)`,
+    false,
+  ],
+  GetState: [`${u32} TPMLIB_GetState(int st, void *buf, void *len)`, false],
+  SetState: [`${u32} TPMLIB_SetState(int st, void *buf, ${u32} len)`, false],
+  ValidateState: [`${u32} TPMLIB_ValidateState(int st, unsigned int flags)`, false],
+  DecodeBlob: [`${u32} TPMLIB_DecodeBlob(const char *data, int type, void *res, void *len)`, false],
+  SetDebugFD: ['void TPMLIB_SetDebugFD(int fd)', false],
+  SetDebugLevel: ['void TPMLIB_SetDebugLevel(unsigned int level)', false],
+  SetDebugPrefix: [`${u32} TPMLIB_SetDebugPrefix(const char *prefix)`, false],
+  Hash_Start: [`${u32} TPM_IO_Hash_Start(void)`, false],
+  Hash_Data: [`${u32} TPM_IO_Hash_Data(void *data, ${u32} len)`, false],
+  Hash_End: [`${u32} TPM_IO_Hash_End(void)`, false],
+  TpmEstablished_Get: [`${u32} TPM_IO_TpmEstablished_Get(_Out_ uint8_t *established)`, false],
+  TpmEstablished_Reset: [`${u32} TPM_IO_TpmEstablished_Reset(void)`, false],
+  TPM_Free: ['void TPM_Free(void *p)', false],
+  SetProfile: [`${u32} TPMLIB_SetProfile(const char *profile)`, true],
+  WasManufactured: ['bool TPMLIB_WasManufactured(void)', true],
+} as const satisfies Record<string, readonly [string, boolean]>;

@@ -3,6 +3,7 @@
 // back is handed out again without anything of the TPM that used it before.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { loadLibtpmsCopy } from '../../src/engine/copies.js';
 import {
   Engine,
   EngineError,
@@ -87,4 +88,18 @@ test('a blob cached by SetState does not outlive the TPM that set it', () => {
   }
   for (const s of stores) assert.notEqual(permall(s), Buffer.from(seeds).toString('hex'));
   for (const x of engines) x.close();
+});
+
+test('a libtpms binding declares each function on its first use, once', () => {
+  const lib = loadLibtpmsCopy();
+  const declared = (name: keyof typeof lib) =>
+    Object.getOwnPropertyDescriptor(lib, name)?.get === undefined;
+  assert.equal(declared('DecodeBlob'), false);
+  assert.equal(declared('GetVersion'), false);
+  const v = lib.GetVersion;
+  assert.equal(declared('GetVersion'), true);
+  assert.equal(lib.GetVersion, v); // the same koffi function, not declared again
+  assert.ok(v() >= 0x000902, `libtpms ${v().toString(16)}`);
+  assert.equal(declared('DecodeBlob'), false); // untouched ones stay undeclared
+  assert.ok(Object.keys(lib).includes('Process')); // and still enumerable
 });
