@@ -15,6 +15,7 @@
  * older commit, built) and swtpm, without the three floor servers.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { median } from './report.js';
@@ -46,12 +47,46 @@ const answered = (port: number) =>
     });
   });
 
-/** ms from spawn to the first answer; `bin` is the tswtpm to start for 'tswtpm'. */
+/**
+ * CPU time (ms) every thread of `pid` has used so far (/proc/PID/task/TID/schedstat, ns):
+ * less disturbed than the wall clock by what else the machine runs.
+ */
+function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // (a thread that just ended)
+    }
+  }
+  return ns / 1e6;
+}
+
+/** CPU ms of a `node -e` that does nothing but report its own CPU time at exit. */
+function nodeFloorCpuMs(): Promise<number> {
+  const js =
+    "process.on('exit',()=>{const u=process.cpuUsage();require('fs').writeSync(1,String(u.user+u.system))})";
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['-e', js], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    p.once('error', reject);
+    p.once('exit', () => resolve(Number(out) / 1000));
+  });
+}
+
+/**
+ * ms from spawn to the first answer, and the server's CPU ms by then; `bin` is the
+ * tswtpm to start for 'tswtpm'.
+ */
 async function startMs(
   what: (typeof PROGRAMS)[Name],
   state: string,
   bin = TSWTPM_BIN,
-): Promise<number> {
+): Promise<{ ms: number; cpu: number }> {
   const port = await freePort();
   let child: ChildProcess;
   const t0 = performance.now();
@@ -80,10 +115,11 @@ async function startMs(
     await new Promise((r) => setTimeout(r, 1));
   }
   const ms = performance.now() - t0;
+  const cpu = cpuMs(child.pid!);
   const gone = new Promise((r) => child.once('exit', r));
   child.kill('SIGKILL');
   await gone;
-  return ms;
+  return { ms, cpu };
 }
 
 /** What one row starts: a program of {@link PROGRAMS}, or tswtpm from another build. */
@@ -104,24 +140,42 @@ async function main(reps: number, others: readonly string[] | undefined): Promis
           { name: 'swtpm 0.7.1', what: 'swtpm' },
         ];
   const ms = new Map<string, number[]>([['node -e 0', []]]);
-  for (const e of entries) ms.set(e.name, []);
+  const cpu = new Map<string, number[]>([['node -e 0', []]]);
+  for (const e of entries) {
+    ms.set(e.name, []);
+    cpu.set(e.name, []);
+  }
   for (let r = -1; r < reps; r++) {
     const floor = await nodeFloorMs();
-    if (r >= 0) ms.get('node -e 0')!.push(floor);
+    const floorCpu = await nodeFloorCpuMs();
+    if (r >= 0) {
+      ms.get('node -e 0')!.push(floor);
+      cpu.get('node -e 0')!.push(floorCpu);
+    }
     for (const e of r % 2 === 0 ? entries : [...entries].reverse()) {
       const x = await startMs(e.what, state, e.bin);
-      if (r >= 0) ms.get(e.name)!.push(x);
+      if (r >= 0) {
+        ms.get(e.name)!.push(x.ms);
+        cpu.get(e.name)!.push(x.cpu);
+      }
     }
   }
   const base = median(ms.get('node -e 0')!);
+  const cpuBase = median(cpu.get('node -e 0')!);
   console.log(`start to first GetRandom response, medians of ${reps} (min–max), ms:\n`);
-  console.log('| process | ms | − node -e 0 |\n| --- | --- | --- |');
+  console.log('| process | ms | − node -e 0 | CPU ms | − node -e 0 |');
+  console.log('| --- | --- | --- | --- | --- |');
   for (const [n, xs] of ms) {
     const m = median(xs);
     const range = `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}`;
     const d = n === 'node -e 0' ? '' : (m - base).toFixed(1);
-    console.log(`| ${n} | ${m.toFixed(1)} (${range}) | ${d} |`);
+    const c = median(cpu.get(n)!);
+    const dc = n === 'node -e 0' ? '' : (c - cpuBase).toFixed(1);
+    console.log(`| ${n} | ${m.toFixed(1)} (${range}) | ${d} | ${c.toFixed(1)} | ${dc} |`);
   }
+  console.log(
+    '\n(CPU: all threads until the answer, from /proc; `node -e 0`: its own process.cpuUsage() at exit)',
+  );
 }
 
 const ab = process.argv.indexOf('--ab');
