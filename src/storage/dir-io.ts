@@ -133,10 +133,22 @@ export interface TempWrite {
  * first), fsynced when asked. On failure the temp file is removed.
  */
 export function writeTemp(tmp: string, data: Uint8Array, w: TempWrite): void {
-  attempt('WRITE_FAILED', w.what, 'unlink', tmp, () => unlinkIfExists(tmp));
-  const fd = attempt('WRITE_FAILED', w.what, 'open', tmp, () =>
-    w.reserve.open(tmp, CREATE_FLAGS, w.mode ?? w.defaultMode),
-  );
+  const create = () => w.reserve.open(tmp, CREATE_FLAGS, w.mode ?? w.defaultMode);
+  // Whatever is already at the temp name (left by a crash, or planted: a symlink, a
+  // hard link) makes the O_EXCL open fail; it is unlinked and the open tried again.
+  // (Unlinking first on every write cost each one a failed unlink() and its exception.)
+  let fd = attempt('WRITE_FAILED', w.what, 'open', tmp, () => {
+    try {
+      return create();
+    } catch (e) {
+      if (errnoCode(e) === 'EEXIST') return undefined;
+      throw e;
+    }
+  });
+  if (fd === undefined) {
+    attempt('WRITE_FAILED', w.what, 'unlink', tmp, () => unlinkIfExists(tmp));
+    fd = attempt('WRITE_FAILED', w.what, 'open', tmp, create);
+  }
   try {
     w.step('temp-created');
     if (w.mode !== undefined && w.mode !== w.defaultMode) {
