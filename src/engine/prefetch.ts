@@ -45,10 +45,22 @@ export function prefetchServerLibraries(libseccomp: boolean): void {
     const dlopen = nativeLibc().func('void *dlopen(const char *file, int mode)');
     for (const lib of SERVER_LIBRARIES) {
       if (libseccomp || lib.name !== LIBSECCOMP) dlopen.async(lib.name, lib.flags, () => {});
+      poolStarted = true;
     }
   } catch {
     // (no koffi, or not glibc): the bindings load synchronously as before
   }
+}
+
+/**
+ * Whether a prefetch queued work on libuv's thread pool: libuv then started all of the
+ * pool's threads (sandbox/threads.ts need not start them again).
+ */
+let poolStarted = false;
+
+/** Whether {@link prefetchServerLibraries} has started the thread pool. */
+export function prefetchStartedPool(): boolean {
+  return poolStarted;
 }
 
 /** Settled once OpenSSL's random generator is set up (or the attempt failed). */
