@@ -7,10 +7,11 @@
  * ~140 rules and compile them (about 2 ms of a start; docs/performance.md, "Start-up").
  *
  * The file is used only when it was made on this architecture from this very deny list
- * (names and order) and holds sane programs, and only when the kernel has the filter's
- * action; otherwise the caller falls back to libseccomp. Loading is the same as
- * libseccomp's: no new privileges first, then SECCOMP_SET_MODE_FILTER with
- * SECCOMP_FILTER_FLAG_TSYNC, so the filter is on every thread or on none.
+ * (names and order) and holds sane programs; otherwise the caller has libseccomp build
+ * the filter at start-up. A kernel without the filter's action is an error, as it is
+ * for libseccomp. Loading is the same as libseccomp's: no new privileges first, then
+ * SECCOMP_SET_MODE_FILTER with SECCOMP_FILTER_FLAG_TSYNC, so the filter is on every
+ * thread or on none.
  */
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import type { LibraryHandle } from 'koffi';
