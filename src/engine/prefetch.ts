@@ -27,8 +27,8 @@ import { nativeLibc } from './native.js';
 const RTLD_NOW = 0x2;
 const RTLD_DEEPBIND = 0x8;
 
-/** What a `tswtpm socket|chardev` start loads, with koffi.load()'s flags for each. */
 const LIBSECCOMP = 'libseccomp.so.2';
+/** What a `tswtpm socket|chardev` start loads, with koffi.load()'s flags for each. */
 const SERVER_LIBRARIES: readonly { readonly name: string; readonly flags: number }[] = [
   { name: 'libtpms.so.0', flags: RTLD_NOW | RTLD_DEEPBIND }, // engine/libtpms.ts
   { name: LIBSECCOMP, flags: RTLD_NOW }, // sandbox/seccomp.ts
@@ -36,7 +36,8 @@ const SERVER_LIBRARIES: readonly { readonly name: string; readonly flags: number
 
 /**
  * Starts loading the server's libraries in the background and returns at once;
- * libseccomp only when `libseccomp` (the build compiled no filter: cli/server/seccomp-filters.ts).
+ * libseccomp only when `libseccomp` is true (the build compiled no seccomp filter:
+ * cli/server/seccomp-filters.ts).
  * Does nothing where koffi cannot load or has no dlopen (the bindings then fail later
  * with their usual errors).
  */
@@ -45,8 +46,8 @@ export function prefetchServerLibraries(libseccomp: boolean): void {
     const dlopen = nativeLibc().func('void *dlopen(const char *file, int mode)');
     for (const lib of SERVER_LIBRARIES) {
       if (libseccomp || lib.name !== LIBSECCOMP) dlopen.async(lib.name, lib.flags, () => {});
-      poolStarted = true;
     }
+    poolStarted = true;
   } catch {
     // (no koffi, or not glibc): the bindings load synchronously as before
   }
@@ -54,7 +55,8 @@ export function prefetchServerLibraries(libseccomp: boolean): void {
 
 /**
  * Whether a prefetch queued work on libuv's thread pool: libuv then started all of the
- * pool's threads (sandbox/threads.ts need not start them again).
+ * pool's threads (sandbox/threads.ts need not start them again). Process-wide, as the
+ * pool is.
  */
 let poolStarted = false;
 

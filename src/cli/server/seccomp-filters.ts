@@ -3,6 +3,8 @@
  * writes `seccomp-filters.json` next to this module, and next to the server bundle that
  * replaces it), read once per process. Kept apart from sandbox-setup.ts so that
  * entry.ts can ask, before anything else is loaded, whether a start needs libseccomp.
+ * `TSWTPM_SECCOMP_RUNTIME=1` in the environment has libseccomp build the filter at
+ * start-up instead (the tests run both ways; the filter is the same).
  */
 import { fileURLToPath } from 'node:url';
 import { type CompiledFilters, readCompiledFilters } from '../../sandbox/seccomp-compiled.js';
