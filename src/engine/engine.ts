@@ -86,10 +86,7 @@ export class Engine {
     );
   }
 
-  /**
-   * TPMLIB_SetProfile (libtpms >= 0.10 only); call while stopped, before start().
-   * Looked up on first use: a libtpms 0.9 binding throws, and catches, to find it absent.
-   */
+  /** TPMLIB_SetProfile (libtpms >= 0.10 only, looked up on first use); call before start(). */
   get setProfile(): ((profile: string) => number) | undefined {
     const set = this.#lib.SetProfile;
     if (set === undefined) return undefined;
