@@ -59,9 +59,17 @@ function indents(text: string, prefix = ''): Map<number, number> {
 
 const keys = (m: Map<number, number>) => [...m.keys()].sort((a, b) => a - b);
 
-/** The distinct lines with numbers, hex bytes and times masked (random, clock). */
+/**
+ * The distinct lines with numbers, hex bytes and times masked (random, clock). Left out:
+ * libtpms' `TPM_bn2binMalloc: padBytes N bytes M`, written only when a big number (a
+ * random nonce among them) has a leading zero byte, so in either process by chance.
+ */
 function shapes(text: string): Set<string> {
-  return new Set(lines(text).map((l) => l.replace(/\b[0-9A-Fa-f]{2}\b|\d+/g, '#')));
+  return new Set(
+    lines(text)
+      .filter((l) => !/TPM_bn2binMalloc: padBytes/.test(l))
+      .map((l) => l.replace(/\b[0-9A-Fa-f]{2}\b|\d+/g, '#')),
+  );
 }
 
 test('level=20: the same libtpms TPM 1.2 trace as swtpm 0.7.1', { skip: !HAVE_SWTPM }, async () => {

@@ -13,6 +13,7 @@ import {
   type Started,
   TSWTPM_BIN,
   canConnect,
+  ctrlGetCapability,
   ctrlInit,
   ctrlShutdown,
   freePort,
@@ -184,6 +185,9 @@ describe('--pcap read by tshark', { skip: !haveTshark && 'tshark is not installe
       flags: 'not-need-init,startup-clear',
       extra: ['--pcap', `file=${f}`],
     });
+    // startTpm() returns once the control port takes connections, which the kernel does
+    // from listen() on, before the pcap file is opened; an answer comes only from `ready`.
+    await ctrlGetCapability(t.ctrl!);
     assert.equal(mode(f), 0o640);
     await stopped(t);
     const p = tshark(f);
