@@ -55,7 +55,23 @@ export interface Swtpm {
 /** Runs our own server through the helper: `startSwtpm({ command: TSWTPM })`. */
 export const TSWTPM: readonly string[] = [process.execPath, TSWTPM_BIN];
 
+/**
+ * Starts the server. A TCP port is free only until the server binds it, and another
+ * process may take it in between: a start that fails with "Address already in use" is
+ * tried again on new ports.
+ */
 export async function startSwtpm(o: SwtpmOptions = {}): Promise<Swtpm> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(o);
+    } catch (e) {
+      const tcp = o.ctrl === 'tcp' || (o.server ?? 'tcp') === 'tcp';
+      if (!tcp || attempt >= 5 || !/Address already in use/.test(String(e))) throw e;
+    }
+  }
+}
+
+async function startOnce(o: SwtpmOptions): Promise<Swtpm> {
   const dir = mkdtempSync(join(tmpdir(), 'swtpm-test-'));
   const stateDir = o.stateDir ?? join(dir, 'state');
   if (o.stateDir === undefined) mkdirSync(stateDir);
