@@ -20,6 +20,7 @@ import {
   stateBlobs,
   tctiPattern,
 } from './cases.js';
+import { REMOVED_BY_PARENT, benchEnvironment, environmentNote } from './env.js';
 import { instanceRows } from './instances.js';
 import { type Row, table } from './report.js';
 import { type Program, type Server, copyState, startServer, swtpmVersion } from './servers.js';
@@ -70,6 +71,9 @@ function bundleFresh(): boolean {
   }
 }
 
+/** What {@link benchEnvironment} removed from every child's environment. */
+let envRemoved: string[] = [];
+
 function machine(swtpm: string | undefined): Record<string, unknown> {
   const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
   const libtpms = spawnSync('dpkg-query', ['-W', '-f', '${Version}', 'libtpms0'], {
@@ -85,6 +89,7 @@ function machine(swtpm: string | undefined): Record<string, unknown> {
     loadavg: loadavg().map((x) => Number(x.toFixed(2))),
     tswtpmEntry: bundleFresh() ? 'bundle' : 'modules',
     pinnedToCpu: process.env.TSWTPM_BENCH_PINNED ?? null,
+    envRemoved,
   };
 }
 
@@ -114,7 +119,7 @@ function repinned(pin: string): boolean {
   if (process.env.TSWTPM_BENCH_PINNED === pin) return false;
   const r = spawnSync('taskset', ['-c', pin, process.execPath, ...process.argv.slice(1)], {
     stdio: 'inherit',
-    env: { ...process.env, TSWTPM_BENCH_PINNED: pin },
+    env: { ...process.env, TSWTPM_BENCH_PINNED: pin, [REMOVED_BY_PARENT]: envRemoved.join(',') },
   });
   process.exitCode = r.status ?? 1;
   return true;
@@ -190,6 +195,7 @@ export async function runBench(quick: boolean): Promise<BenchResult> {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { quick, out, pin } = parseArgs(process.argv.slice(2));
+  envRemoved = benchEnvironment();
   if (pin !== undefined && repinned(pin)) process.exit();
   const t0 = Date.now();
   const result = await runBench(quick);
@@ -201,6 +207,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   );
   console.log(table(result.rows));
   const notes = [
+    `- ${environmentNote(envRemoved)}`,
     '- Node floor: `node -e 0` (spawn to exit; RSS of an idle node) for start-up and RSS; a node:net echo server doing no TPM work (bench/echo-server.ts), same client, for round trips',
     ...result.rows.filter((r) => r.note).map((r) => `- ${r.label}: ${r.note}`),
   ];

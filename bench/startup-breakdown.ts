@@ -11,6 +11,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { STARTUP_CHANNEL, type StartupMessage } from '../src/cli/server/startup-trace.js';
+import { benchEnvironment, environmentNote } from './env.js';
 import { median, stat } from './report.js';
 import { type Program, copyState, startServer, swtpmVersion } from './servers.js';
 import { nodeFloorMs } from './startup.js';
@@ -143,4 +144,6 @@ async function main(): Promise<void> {
   );
 }
 
+const removed = benchEnvironment();
 await main();
+console.log(`(${environmentNote(removed)})`);

@@ -17,6 +17,7 @@ import { Socket, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchEnvironment, environmentNote } from './env.js';
 
 const BIN = fileURLToPath(new URL('../../bin/tswtpm.js', import.meta.url));
 const GET_RANDOM_16 = Buffer.from('80010000000c0000017b0010', 'hex');
@@ -147,4 +148,6 @@ async function main(): Promise<void> {
   console.log(lines.join('\n'));
 }
 
+const removed = benchEnvironment();
 await main();
+console.log(`(${environmentNote(removed)})`);

@@ -18,6 +18,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { benchEnvironment, environmentNote } from './env.js';
 import { median } from './report.js';
 import { TSWTPM_BIN, copyState, freePort } from './servers.js';
 import { nodeFloorMs } from './startup.js';
@@ -178,5 +179,7 @@ async function main(reps: number, others: readonly string[] | undefined): Promis
   );
 }
 
+const removed = benchEnvironment();
 const ab = process.argv.indexOf('--ab');
 await main(Number(process.argv[2] ?? 21), ab < 0 ? undefined : process.argv.slice(ab + 1));
+console.log(`(${environmentNote(removed)})`);

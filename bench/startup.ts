@@ -106,9 +106,12 @@ export function startupRows(x: StartupSamples): Row[] {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { prepareState } = await import('./state.js');
   const { table } = await import('./report.js');
+  const { benchEnvironment, environmentNote } = await import('./env.js');
+  const removed = benchEnvironment();
   const { swtpmVersion } = await import('./servers.js');
   const reps = Number(process.argv[2] ?? 7);
   const programs: Program[] = swtpmVersion() ? ['tswtpm', 'swtpm'] : ['tswtpm'];
   const state = await prepareState(programs[programs.length - 1]!, 4);
   console.log(table(startupRows(await measureStartup(state, programs, reps))));
+  console.log(`\n(${environmentNote(removed)})`);
 }
