@@ -19,9 +19,9 @@
  * const getpid = koffi.load('libc.so.6').func('int getpid(void)');
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import type koffiModule from 'koffi';
+import { builtin } from '../builtin.js';
 
 export type Koffi = typeof koffiModule;
 
@@ -67,7 +67,8 @@ export function loadKoffiBeside(packageRoot: string): void {
 
 export function requireKoffi(): Koffi {
   if (byPath !== undefined) return byPath;
-  const require = createRequire(import.meta.url);
+  // (node:module only here: a server start that found koffi by path never loads it)
+  const require = builtin('node:module').createRequire(import.meta.url);
   if (process.platform === 'linux') {
     try {
       const native = require(prebuilt(process.arch)) as Koffi;

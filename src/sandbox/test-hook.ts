@@ -10,20 +10,16 @@
  * SIGSYS before the line is written.
  */
 import { writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { builtin } from '../builtin.js';
 
 export const TEST_HOOK_ENV = 'TSWTPM_TEST_SECCOMP_HOOK';
 
 // (modules required on use: every server start loads this one)
 const CALLS: Readonly<Record<string, () => string>> = {
-  getpriority: () =>
-    String((createRequire(import.meta.url)('node:os') as typeof import('node:os')).getPriority(0)),
+  getpriority: () => String(builtin('node:os').getPriority(0)),
   execve: () => {
     // required here: node:child_process costs every server start 1-2 ms
-    const cp: typeof import('node:child_process') = createRequire(import.meta.url)(
-      'node:child_process',
-    );
-    const r = cp.spawnSync('/bin/true');
+    const r = builtin('node:child_process').spawnSync('/bin/true');
     return r.error ? `error ${(r.error as NodeJS.ErrnoException).code}` : `status ${r.status}`;
   },
 };

@@ -13,7 +13,7 @@
  *
  * docs/compat.md ("Hardening") records what differs from swtpm.
  */
-import { createRequire } from 'node:module';
+import { builtin } from '../../builtin.js';
 import { requireKoffi } from '../../engine/koffi.js';
 import { CliError } from './subopts.js';
 
@@ -59,8 +59,7 @@ function activeInspector(): string | undefined {
       // (no such binding in this Node): the module below
     }
   }
-  const inspector = createRequire(import.meta.url)('node:inspector') as typeof import('inspector');
-  return inspector.url();
+  return builtin('node:inspector').url();
 }
 
 /** prctl(2) option (linux/prctl.h). */

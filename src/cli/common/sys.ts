@@ -3,7 +3,7 @@
  * not libuv's. koffi is loaded on first use only. (ioctl() on a CUSE device lives in
  * transport/chardev.ts, shared with the client library.)
  */
-import { createRequire } from 'node:module';
+import { builtin } from '../../builtin.js';
 import type { Koffi } from '../../engine/koffi.js';
 import { declareOnce, nativeLibc } from '../../engine/native.js';
 
@@ -30,8 +30,7 @@ let errnoNumbers: Readonly<Record<string, number>> | undefined;
  * start, and loading it cost every start about 0.3 ms (it is only needed for errors).
  */
 function errnoNumber(name: string): number | undefined {
-  errnoNumbers ??= (createRequire(import.meta.url)('node:os') as typeof import('node:os')).constants
-    .errno as Readonly<Record<string, number>>;
+  errnoNumbers ??= builtin('node:os').constants.errno as Readonly<Record<string, number>>;
   return errnoNumbers[name];
 }
 

@@ -1,5 +1,5 @@
 import type { ChildProcess, StdioOptions } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { builtin } from '../../builtin.js';
 import type { Config } from './args.js';
 
 /**
@@ -11,10 +11,7 @@ import type { Config } from './args.js';
 export function daemonize(env: string, fds: readonly number[] = []): Promise<void> {
   const args = [...process.execArgv, process.argv[1]!, ...process.argv.slice(2)];
   // required here: every server start imports notifyReady, few of them daemonize
-  const cp: typeof import('node:child_process') = createRequire(import.meta.url)(
-    'node:child_process',
-  );
-  const spawn = cp.spawn;
+  const spawn = builtin('node:child_process').spawn;
   const child: ChildProcess = spawn(process.execPath, args, {
     detached: true,
     stdio: childStdio(fds),

@@ -1,8 +1,6 @@
-import { createRequire } from 'node:module';
+import { builtin } from '../../builtin.js';
 
 type NodeCrypto = typeof import('node:crypto');
-
-const require = createRequire(import.meta.url);
 
 /**
  * node:crypto, loaded on first use. Only state-file and migration keys need it, and
@@ -10,5 +8,5 @@ const require = createRequire(import.meta.url);
  * Node keeps the loaded module (one per process), so every later call finds it there.
  */
 export function nodeCrypto(): NodeCrypto {
-  return require('node:crypto') as NodeCrypto;
+  return builtin('node:crypto');
 }
