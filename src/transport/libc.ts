@@ -85,32 +85,49 @@ function lib(): Bound {
   return declareOnce(declareLibc);
 }
 
-/** Bound once per process (engine/native.ts). */
+/**
+ * The libc functions, each declared on its first use: a declaration costs a server
+ * start 20-25 µs, and a start uses about half of them. `ssize_t` and `size_t` are
+ * `long`/`size_t` (64-bit on LP64); pointers travel as BigInt or as a Buffer (koffi
+ * passes the Buffer's own memory, without copying).
+ */
+const FUNCTIONS: Readonly<Record<Exclude<keyof Bound, 'koffi'>, string>> = {
+  socket: 'int socket(int, int, int)',
+  socketpair: 'int socketpair(int, int, int, int *sv)',
+  bind: 'int bind(int, const void *addr, uint32_t addrlen)',
+  listen: 'int listen(int, int)',
+  accept4: 'int accept4(int, void *addr, void *addrlen, int flags)',
+  connect: 'int connect(int, const void *addr, uint32_t addrlen)',
+  recvmsg: 'long recvmsg(int, void *msg, int flags)',
+  recv: 'long recv(int, void *buf, size_t len, int flags)',
+  sendmsg: 'long sendmsg(int, void *msg, int flags)',
+  send: 'long send(int, const void *buf, size_t len, int flags)',
+  close: 'int close(int)',
+  shutdown: 'int shutdown(int, int)',
+  fcntl: 'int fcntl(int, int, ...)',
+  getsockopt: 'int getsockopt(int, int, int, void *val, uint32_t *len)',
+  setsockopt: 'int setsockopt(int, int, int, const void *val, uint32_t len)',
+  getsockname: 'int getsockname(int, void *addr, uint32_t *len)',
+  malloc: 'void *malloc(size_t)',
+  free: 'void free(void *)',
+};
+
+/** Bound once per process (engine/native.ts); each function on its first use. */
 function declareLibc(koffi: Koffi): Bound {
   const c = nativeLibc();
-  // ssize_t and size_t are `long`/`size_t` (64-bit on LP64); pointers travel as BigInt
-  // or as a Buffer (koffi passes the Buffer's own memory, without copying).
-  return {
-    koffi,
-    socket: c.func('int socket(int, int, int)'),
-    socketpair: c.func('int socketpair(int, int, int, int *sv)'),
-    bind: c.func('int bind(int, const void *addr, uint32_t addrlen)'),
-    listen: c.func('int listen(int, int)'),
-    accept4: c.func('int accept4(int, void *addr, void *addrlen, int flags)'),
-    connect: c.func('int connect(int, const void *addr, uint32_t addrlen)'),
-    recvmsg: c.func('long recvmsg(int, void *msg, int flags)'),
-    recv: c.func('long recv(int, void *buf, size_t len, int flags)'),
-    sendmsg: c.func('long sendmsg(int, void *msg, int flags)'),
-    send: c.func('long send(int, const void *buf, size_t len, int flags)'),
-    close: c.func('int close(int)'),
-    shutdown: c.func('int shutdown(int, int)'),
-    fcntl: c.func('int fcntl(int, int, ...)'),
-    getsockopt: c.func('int getsockopt(int, int, int, void *val, uint32_t *len)'),
-    setsockopt: c.func('int setsockopt(int, int, int, const void *val, uint32_t len)'),
-    getsockname: c.func('int getsockname(int, void *addr, uint32_t *len)'),
-    malloc: c.func('void *malloc(size_t)'),
-    free: c.func('void free(void *)'),
-  };
+  const bound = { koffi } as Bound;
+  for (const [name, decl] of Object.entries(FUNCTIONS)) {
+    Object.defineProperty(bound, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const fn = c.func(decl);
+        Object.defineProperty(bound, name, { value: fn, enumerable: true });
+        return fn;
+      },
+    });
+  }
+  return bound;
 }
 
 /** The koffi module itself (loaded lazily with libc); for `koffi.node.poll` and views. */
@@ -161,12 +178,12 @@ export function bind(fd: number, path: string): void {
 }
 
 /** bind() to a ready-made socket address (`struct sockaddr_in` and the like). */
-export const bindAddr = (fd: number, addr: Buffer): number =>
+export const bindAddr = (fd: number, addr: Uint8Array): number =>
   sys('bind', false, () => lib().bind(fd, addr, addr.length));
 
 /** getsockname() into a buffer of `size` bytes; returns the buffer. */
-export function getsockname(fd: number, size: number): Buffer {
-  const a = Buffer.alloc(size);
+export function getsockname(fd: number, size: number): Uint8Array {
+  const a = new Uint8Array(size);
   const len = new Uint32Array([size]);
   sys('getsockname', false, () => lib().getsockname(fd, a, len));
   return a;

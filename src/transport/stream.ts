@@ -47,7 +47,8 @@ export function servableSocket(fd: number): boolean {
 /** Whether a socket fd is IPv4 or IPv6 (its clients then get TCP_NODELAY). */
 export function isTcpSocket(fd: number): boolean {
   try {
-    const family = L.getsockname(fd, 128).readUInt16LE(0);
+    const a = L.getsockname(fd, 128);
+    const family = a[0]! | (a[1]! << 8); // sa_family_t, little-endian (x86_64, aarch64)
     return family === L.AF_INET || family === AF_INET6;
   } catch {
     return false;
