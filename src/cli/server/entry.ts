@@ -6,7 +6,7 @@
  * main thread while the pool loads the libraries. Main thread work that would touch the
  * dynamic linker in the meantime (a koffi declaration) would wait for those loads.
  */
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { loadKoffiBeside } from '../../engine/koffi.js';
 import { prefetchServerLibraries } from '../../engine/prefetch.js';
 import { compiledSeccomp } from './seccomp-filters.js';
@@ -18,7 +18,7 @@ export async function main(argv: string[]): Promise<void> {
   const sub = argv[0] ?? '';
   if (SERVES.has(sub) && !argv.includes('--help') && !argv.includes('-h')) {
     // (this file and the bundle that replaces it are in dist/src/cli/server/)
-    loadKoffiBeside(fileURLToPath(new URL('../../../../', import.meta.url)));
+    loadKoffiBeside(join(import.meta.dirname, '..', '..', '..', '..'));
     prefetchServerLibraries(compiledSeccomp() === undefined);
     // (the socket and chardev front end; tswtpm.ts imports it on its own too)
     if (sub === 'socket' || sub === 'chardev') await import('./server.js');

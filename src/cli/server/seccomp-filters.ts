@@ -6,7 +6,7 @@
  * `TSWTPM_SECCOMP_RUNTIME=1` in the environment has libseccomp build the filter at
  * start-up instead (the tests run both ways; the filter is the same).
  */
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { type CompiledFilters, readCompiledFilters } from '../../sandbox/seccomp-compiled.js';
 
 let read = false;
@@ -17,9 +17,7 @@ export function compiledSeccomp(): CompiledFilters | undefined {
   if (!read) {
     read = true;
     if (process.env.TSWTPM_SECCOMP_RUNTIME !== '1') {
-      filters = readCompiledFilters(
-        fileURLToPath(new URL('./seccomp-filters.json', import.meta.url)),
-      );
+      filters = readCompiledFilters(join(import.meta.dirname, 'seccomp-filters.json'));
     }
   }
   return filters;
