@@ -17,6 +17,7 @@
 interface Builtins {
   'node:child_process': typeof import('node:child_process');
   'node:crypto': typeof import('node:crypto');
+  'node:diagnostics_channel': typeof import('node:diagnostics_channel');
   'node:inspector': typeof import('node:inspector');
   'node:module': typeof import('node:module');
   'node:os': typeof import('node:os');

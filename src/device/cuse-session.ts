@@ -1,5 +1,5 @@
-import { channel } from 'node:diagnostics_channel';
 import { constants } from 'node:os';
+import { diagChannel } from '../diag.js';
 import {
   type CtrlDef,
   type CtrlResponse,
@@ -39,7 +39,7 @@ const { EBUSY, EINTR, EINVAL, EIO, ENOSYS, EPROTO } = constants.errno;
 export const CUSE_MAX_COMMAND = 4096;
 
 /** Published per request: { op, unique, ioctl?, error? } (error: errno of a refusal). */
-export const cuseRequestChannel = channel('tswtpm:cuse:request');
+export const cuseRequestChannel = diagChannel('tswtpm:cuse:request');
 
 /** Where replies go: the /dev/cuse channel (or a test's socketpair). */
 export interface CuseLink {

@@ -1,4 +1,4 @@
-import { channel } from 'node:diagnostics_channel';
+import { diagChannel } from '../diag.js';
 import { Engine } from '../engine/engine.js';
 import { TPM2_CC, TPM_ORD, shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
 import {
@@ -27,7 +27,7 @@ import { traceInternal } from './trace.js';
 import type { DeviceOptions } from './types.js';
 
 /** Published for every TPM command: { ordinal, rc, long }. */
-export const tpmCommandChannel = channel('tswtpm:tpm:command');
+export const tpmCommandChannel = diagChannel('tswtpm:tpm:command');
 
 /** Number of 10 ms retries swtpm uses after it released the lock (savestate fetch). */
 export const LOCK_RETRIES_AFTER_RELEASE = 300;

@@ -1,4 +1,4 @@
-import { channel } from 'node:diagnostics_channel';
+import { diagChannel } from '../diag.js';
 
 /** What crossed a channel, named as in swtpm's log dumps. */
 export type WireKind = 'Ctrl Cmd' | 'Ctrl Rsp' | 'SWTPM_IO_Read' | 'SWTPM_IO_Write';
@@ -22,7 +22,7 @@ export interface WireMessage {
  * Every control request/response and TPM command/response, for `--log level>=2` dumps
  * and for anyone else who subscribes. Publishing costs nothing without subscribers.
  */
-export const wireChannel = channel('tswtpm:wire');
+export const wireChannel = diagChannel('tswtpm:wire');
 
 export function traceWire(kind: WireKind, data: Uint8Array, source: object): void {
   if (wireChannel.hasSubscribers) {

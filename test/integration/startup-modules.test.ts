@@ -38,6 +38,26 @@ describe('built-in modules loaded by a server start', () => {
     assert.ok(loaded.includes('NativeModule vm'), 'vm.Script compiles the bundle');
   });
 
+  it('not diagnostics_channel, to the end of the process, when nothing preloaded subscribes', async () => {
+    // (the preload above subscribes, which loads it: this start has a listener of exit only)
+    const preload = join(dir.path, 'at-exit.cjs');
+    const out = join(dir.path, 'at-exit.txt');
+    writeFileSync(
+      preload,
+      "process.on('exit', () => require('node:fs').writeFileSync(process.env.MODULES_OUT, process.moduleLoadList.join('\\n')));",
+    );
+    const t = await startTpm({
+      command: [process.execPath, '-r', preload, TSWTPM_BIN],
+      env: { ...process.env, MODULES_OUT: out },
+    });
+    const rsp = await t.tpm.transmit(Buffer.from('80010000000c0000017b0008', 'hex'));
+    assert.equal(rsp.readUInt32BE(6), 0, 'GetRandom answered');
+    await t.close();
+    const atExit = readFileSync(out, 'utf8').split('\n');
+    assert.ok(atExit.includes('NativeModule vm'), 'ran from the bundle');
+    assert.ok(!atExit.includes('NativeModule diagnostics_channel'));
+  });
+
   for (const m of [
     'module',
     'internal/modules/esm/loader',

@@ -7,6 +7,7 @@
  * dynamic linker in the meantime (a koffi declaration) would wait for those loads.
  */
 import { join } from 'node:path';
+import { deferChannels } from '../../diag.js';
 import { loadKoffiBeside } from '../../engine/koffi.js';
 import { prefetchServerLibraries } from '../../engine/prefetch.js';
 import { compiledSeccomp } from './seccomp-filters.js';
@@ -17,6 +18,8 @@ const SERVES = new Set(['socket', 'chardev', 'cuse', 'host']);
 export async function main(argv: string[]): Promise<void> {
   const sub = argv[0] ?? '';
   if (SERVES.has(sub) && !argv.includes('--help') && !argv.includes('-h')) {
+    // (nothing has subscribed to tswtpm's channels unless a preload loaded them)
+    deferChannels();
     // (this file and the bundle that replaces it are in dist/src/cli/server/)
     loadKoffiBeside(join(import.meta.dirname, '..', '..', '..', '..'));
     prefetchServerLibraries(compiledSeccomp() === undefined);

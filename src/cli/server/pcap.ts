@@ -5,7 +5,6 @@
  * file, as records of one simulated TCP connection to port 2321. Control-channel
  * messages are not captured (as in swtpm). The sink subscribes to `tswtpm:wire`.
  */
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import {
   constants,
   closeSync,
@@ -15,7 +14,7 @@ import {
   openSync,
   writeSync,
 } from 'node:fs';
-import type { WireMessage } from '../../device/trace.js';
+import { type WireMessage, wireChannel } from '../../device/trace.js';
 import {
   PCAP_CLIENT_PORT_END,
   PCAP_CLIENT_PORT_MIN,
@@ -26,7 +25,6 @@ import { parseSendCommandPrefix } from '../../protocol/tpm/prefix.js';
 import { CliError } from '../common/subopts.js';
 import { errText, strerror } from '../common/sys.js';
 
-const WIRE = 'tswtpm:wire';
 /** swtpm's default mode of the capture file. */
 const DEFAULT_MODE = 0o640;
 
@@ -73,7 +71,7 @@ export class PcapSink {
       checksums,
     });
     this.#write(this.#conn.start(now()));
-    subscribe(WIRE, this.#onWire);
+    wireChannel.subscribe(this.#onWire);
   }
 
   /** Opens the file or adopts the fd, writes the file header and the handshake. */
@@ -120,7 +118,7 @@ export class PcapSink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    unsubscribe(WIRE, this.#onWire);
+    wireChannel.unsubscribe(this.#onWire);
     this.#write(this.#conn.end(now()));
     try {
       closeSync(this.#fd);

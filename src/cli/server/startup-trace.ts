@@ -9,11 +9,11 @@
  * import { channel } from 'node:diagnostics_channel';
  * channel('tswtpm:startup').subscribe((m) => console.error(m)); // { step: 'main', at: … }
  */
-import { channel } from 'node:diagnostics_channel';
+import { diagChannel } from '../../diag.js';
 
 export const STARTUP_CHANNEL = 'tswtpm:startup';
 
-const startup = channel(STARTUP_CHANNEL);
+const startup = diagChannel(STARTUP_CHANNEL);
 
 /** In the order a start with `--flags not-need-init` passes them. */
 export type StartupStep =
