@@ -8,7 +8,15 @@
  *   loads <n>                 → ms for loading libtpms first, and per memfd copy
  *   exit
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,6 +33,22 @@ function memKiB(): Record<string, number> {
   for (const k of ['VmRSS', 'RssAnon', 'RssFile', 'RssShmem']) {
     out[k] = Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN);
   }
+  // PSS: a page mapped N times counts 1/N each time (every copy maps the library
+  // file's code: RSS counts those pages once per copy, PSS once).
+  const rollup = readFileSync('/proc/self/smaps_rollup', 'utf8');
+  out.Pss = Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? Number.NaN);
+  // What the copies' memfds hold, mapped or not.
+  let memfd = 0;
+  for (const f of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('/memfd:libtpms')) {
+        memfd += statSync(`/proc/self/fd/${f}`).blocks * 512;
+      }
+    } catch {
+      // (an fd closed meanwhile)
+    }
+  }
+  out.MemfdKiB = memfd / 1024;
   return out;
 }
 

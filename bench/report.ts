@@ -12,9 +12,12 @@ export interface Stat {
 
 export type Unit = 'us' | 'ms' | 'MiB' | 'KiB' | 'per-s';
 
-/** How a row's target is judged: the ratio, the tswtpm value, or tswtpm minus the floor. */
+/**
+ * How a row's target is judged: the ratio (at most, or at least for rates), the tswtpm
+ * value, or tswtpm minus the floor.
+ */
 export interface Target {
-  readonly kind: 'ratio-max' | 'value-max' | 'above-floor-max' | 'floor-ratio-max';
+  readonly kind: 'ratio-max' | 'ratio-min' | 'value-max' | 'above-floor-max' | 'floor-ratio-max';
   readonly limit: number;
   readonly text: string;
 }
@@ -88,6 +91,8 @@ function judge(r: Row): boolean | undefined {
   switch (t.kind) {
     case 'ratio-max':
       return r.ratio === undefined ? undefined : r.ratio <= t.limit;
+    case 'ratio-min':
+      return r.ratio === undefined ? undefined : r.ratio >= t.limit;
     case 'value-max':
       return r.tswtpm.median < t.limit;
     case 'above-floor-max':

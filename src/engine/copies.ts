@@ -14,10 +14,11 @@
  * Debian 12, counted in the system's Shmem, in RSS only where touched), plus the
  * copy's own writable segments and heap.
  */
-import { closeSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { KoffiFunc } from 'koffi';
 import { type Libtpms, bindLibtpms, loadLibtpms } from './libtpms.js';
 import { declareOnce, nativeKoffi, nativeLibc } from './native.js';
+import { type TextSegment, readOnlyPrefix, shareText, textSegments } from './shared-text.js';
 
 /** memfd_create(2) flag: the fd is not inherited by child processes. */
 const MFD_CLOEXEC = 1;
@@ -26,17 +27,31 @@ const MFD_CLOEXEC = 1;
 interface CopySource {
   readonly bytes: Buffer;
   readonly memfdCreate: KoffiFunc<(name: string, flags: number) => number>;
+  /**
+   * The library file the first copy was loaded from, kept open (a package upgrade that
+   * replaces the path leaves this inode as it is), and its code segments: every copy's
+   * code is mapped from it (shared-text.ts). Undefined when the file open is not the
+   * one mapped, or `TSWTPM_SHARE_TEXT=0`: copies then keep their own code pages.
+   */
+  readonly text?: {
+    readonly fd: number;
+    readonly segments: readonly TextSegment[];
+    readonly prefix: number;
+  };
 }
 
 /**
- * The file the dynamic linker chose for `libtpms.so.0`, read from /proc/self/maps
- * after the first copy is loaded (so the copies are the same build as the first).
+ * The file the dynamic linker chose for `libtpms.so.0` and its inode, read from
+ * /proc/self/maps after the first copy is loaded (so the copies are the same build as
+ * the first).
  */
-function loadedLibraryPath(): string {
+function loadedLibrary(): { path: string; inode: number } {
   const maps = readFileSync('/proc/self/maps', 'utf8');
   for (const line of maps.split('\n')) {
     const path = line.slice(line.indexOf('/'));
-    if (line.includes('/') && /\/libtpms\.so[^/]*$/.test(path)) return path;
+    if (line.includes('/') && /\/libtpms\.so[^/]*$/.test(path)) {
+      return { path, inode: Number(line.split(/\s+/)[4]) };
+    }
   }
   throw new Error('libtpms is not mapped in this process (no libtpms.so in /proc/self/maps)');
 }
@@ -45,12 +60,18 @@ function copySource(): CopySource {
   // The first copy is loaded normally and first: a later dlopen("libtpms.so.0") would
   // otherwise match a memfd copy by its SONAME and share that copy's TPM.
   loadLibtpms();
-  return {
-    bytes: readFileSync(loadedLibraryPath()),
-    memfdCreate: nativeLibc().func(
-      'int memfd_create(const char *name, unsigned int flags)',
-    ) as never,
-  };
+  const { path, inode } = loadedLibrary();
+  const fd = openSync(path, 'r');
+  const bytes = readFileSync(fd);
+  const memfdCreate = nativeLibc().func(
+    'int memfd_create(const char *name, unsigned int flags)',
+  ) as never;
+  if (fstatSync(fd).ino !== inode || process.env.TSWTPM_SHARE_TEXT === '0') {
+    closeSync(fd);
+    return { bytes, memfdCreate };
+  }
+  const text = { fd, segments: textSegments(bytes), prefix: readOnlyPrefix(bytes) };
+  return { bytes, memfdCreate, text };
 }
 
 /**
@@ -68,7 +89,11 @@ export function loadLibtpmsCopy(): Libtpms {
   try {
     let off = 0;
     while (off < src.bytes.length) off += writeSync(fd, src.bytes, off);
-    return bindLibtpms(`/proc/self/fd/${fd}`);
+    const lib = bindLibtpms(`/proc/self/fd/${fd}`);
+    if (src.text !== undefined) {
+      shareText(`/proc/self/fd/${fd}`, fd, src.text.fd, src.text.segments, src.text.prefix);
+    }
+    return lib;
   } catch (err) {
     closeSync(fd);
     throw err;
