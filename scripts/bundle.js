@@ -13,7 +13,7 @@
 // Without esbuild (tsc-only builds) this does nothing and the bins load the modules.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // tswtpm_localca is bundled too: swtpm_setup runs it once per certificate, and loading its
@@ -71,9 +71,16 @@ for (const e of ENTRIES) {
   });
 }
 
-// The server bundle's V8 code cache (a start of the bundle in a child process).
-const cache = spawnSync(process.execPath, [fileURLToPath(new URL('./code-cache.js', import.meta.url))], {
-  stdio: ['ignore', 'inherit', 'inherit'],
-  timeout: 60_000,
-});
-if (cache.status !== 0) console.error('bundle: no code cache made; bin/tswtpm.js compiles the bundle');
+// The server bundle's V8 code cache (a start of the bundle in a child process). Tried
+// again when none was made: its TCP port, free a moment before, can be taken by another
+// process before the start binds it.
+const cacheFile = `${url(ENTRIES[0].out)}.v8cache`;
+for (let attempt = 1; attempt <= 3 && !existsSync(cacheFile); attempt++) {
+  spawnSync(process.execPath, [fileURLToPath(new URL('./code-cache.js', import.meta.url))], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    timeout: 60_000,
+  });
+}
+if (!existsSync(cacheFile)) {
+  console.error('bundle: no code cache made; bin/tswtpm.js compiles the bundle');
+}
