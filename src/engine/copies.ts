@@ -10,9 +10,10 @@
  * (OpenSSL, libc) still bind to the one system libcrypto (RTLD_DEEPBIND, as for the
  * first copy): OpenSSL 3 is thread-safe, so copies can run on different threads.
  *
- * Cost per copy (bench/instances.ts): the memfd holds the library file (0.9 MB on
- * Debian 12, counted in the system's Shmem, in RSS only where touched), plus the
- * copy's own writable segments and heap.
+ * Once loaded, a copy runs the library file's own code and read-only pages, and its
+ * memfd keeps only the pages of its writable segment (shared-text.ts). Cost per copy
+ * (bench/instances.ts): those pages (28 KiB on Debian 12), the copy's relocated and
+ * written data, its bss and heap.
  */
 import { closeSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { KoffiFunc } from 'koffi';
@@ -91,7 +92,12 @@ export function loadLibtpmsCopy(): Libtpms {
     while (off < src.bytes.length) off += writeSync(fd, src.bytes, off);
     const lib = bindLibtpms(`/proc/self/fd/${fd}`);
     if (src.text !== undefined) {
-      shareText(`/proc/self/fd/${fd}`, fd, src.text.fd, src.text.segments, src.text.prefix);
+      try {
+        shareText(`/proc/self/fd/${fd}`, fd, src.text.fd, src.text.segments, src.text.prefix);
+      } catch {
+        // Sharing only saves memory and cache: a copy that kept (some of) its own pages
+        // runs the same bytes. The copy is loaded: its memfd must stay open (see above).
+      }
     }
     return lib;
   } catch (err) {
