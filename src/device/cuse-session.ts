@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { diagChannel } from '../diag.js';
+import { diagChannel } from '../diagnostics-channels.js';
 import {
   type CtrlDef,
   type CtrlResponse,

@@ -1,4 +1,4 @@
-import { diagChannel } from '../diag.js';
+import { diagChannel } from '../diagnostics-channels.js';
 import { Engine } from '../engine/engine.js';
 import { TPM2_CC, TPM_ORD, shutdown2, startup2, startup12 } from '../protocol/tpm/commands.js';
 import {

@@ -1,4 +1,4 @@
-import { diagChannel } from '../diag.js';
+import { diagChannel } from '../diagnostics-channels.js';
 
 /** What crossed a channel, named as in swtpm's log dumps. */
 export type WireKind = 'Ctrl Cmd' | 'Ctrl Rsp' | 'SWTPM_IO_Read' | 'SWTPM_IO_Write';

@@ -15,11 +15,18 @@
  * (bench/instances.ts): those pages (28 KiB on Debian 12), the copy's relocated and
  * written data, its bss and heap.
  */
-import { closeSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { KoffiFunc } from 'koffi';
 import { type Libtpms, bindLibtpms, loadLibtpms } from './libtpms.js';
 import { declareOnce, nativeKoffi, nativeLibc } from './native.js';
-import { type TextSegment, readOnlyPrefix, shareText, textSegments } from './shared-text.js';
+import {
+  type TextSegment,
+  fileId,
+  parseMaps,
+  readOnlyPrefix,
+  shareText,
+  textSegments,
+} from './shared-text.js';
 
 /** memfd_create(2) flag: the fd is not inherited by child processes. */
 const MFD_CLOEXEC = 1;
@@ -42,32 +49,33 @@ interface CopySource {
 }
 
 /**
- * The file the dynamic linker chose for `libtpms.so.0` and its inode, read from
+ * The file the dynamic linker chose for `libtpms.so.0` and its identity, read from
  * /proc/self/maps after the first copy is loaded (so the copies are the same build as
  * the first).
  */
-function loadedLibrary(): { path: string; inode: number } {
-  const maps = readFileSync('/proc/self/maps', 'utf8');
-  for (const line of maps.split('\n')) {
-    const path = line.slice(line.indexOf('/'));
-    if (line.includes('/') && /\/libtpms\.so[^/]*$/.test(path)) {
-      return { path, inode: Number(line.split(/\s+/)[4]) };
-    }
+function loadedLibrary(): { path: string; dev: string; inode: number } {
+  const m = parseMaps(readFileSync('/proc/self/maps', 'utf8')).find((x) =>
+    /^\/.*\/libtpms\.so[^/]*$/.test(x.path ?? ''),
+  );
+  if (m?.path === undefined) {
+    throw new Error('libtpms is not mapped in this process (no libtpms.so in /proc/self/maps)');
   }
-  throw new Error('libtpms is not mapped in this process (no libtpms.so in /proc/self/maps)');
+  return { path: m.path, dev: m.dev, inode: m.inode };
 }
 
 function copySource(): CopySource {
   // The first copy is loaded normally and first: a later dlopen("libtpms.so.0") would
   // otherwise match a memfd copy by its SONAME and share that copy's TPM.
   loadLibtpms();
-  const { path, inode } = loadedLibrary();
-  const fd = openSync(path, 'r');
+  const loaded = loadedLibrary();
+  const fd = openSync(loaded.path, 'r');
   const bytes = readFileSync(fd);
   const memfdCreate = nativeLibc().func(
     'int memfd_create(const char *name, unsigned int flags)',
   ) as never;
-  if (fstatSync(fd).ino !== inode || process.env.TSWTPM_SHARE_TEXT === '0') {
+  const opened = fileId(fd);
+  const same = opened.dev === loaded.dev && opened.inode === loaded.inode;
+  if (!same || process.env.TSWTPM_SHARE_TEXT === '0') {
     closeSync(fd);
     return { bytes, memfdCreate };
   }

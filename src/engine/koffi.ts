@@ -21,7 +21,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type koffiModule from 'koffi';
-import { builtin } from '../builtin.js';
+import { builtin } from '../node-builtins.js';
 
 export type Koffi = typeof koffiModule;
 

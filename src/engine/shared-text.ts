@@ -94,6 +94,8 @@ export interface Mapping {
   readonly offset: number;
   readonly dev: string;
   readonly inode: number;
+  /** The mapped file's path (with " (deleted)" for an unlinked one), or undefined. */
+  readonly path?: string;
 }
 
 /** A file's identity as /proc/self/maps shows it, from fstat(). */
@@ -110,7 +112,8 @@ export function fileId(fd: number): { dev: string; inode: number } {
 export function parseMaps(text: string): Mapping[] {
   const out: Mapping[] = [];
   for (const line of text.split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)/.exec(line);
+    const m =
+      /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+) *(.*)$/.exec(line);
     if (m === null) continue;
     out.push({
       start: BigInt(`0x${m[1]}`),
@@ -119,6 +122,7 @@ export function parseMaps(text: string): Mapping[] {
       offset: Number.parseInt(m[4]!, 16),
       dev: m[5]!,
       inode: Number(m[6]),
+      ...(m[7] ? { path: m[7] } : {}),
     });
   }
   return out;

@@ -10,7 +10,7 @@
  * SIGSYS before the line is written.
  */
 import { writeSync } from 'node:fs';
-import { builtin } from '../builtin.js';
+import { builtin } from '../node-builtins.js';
 
 export const TEST_HOOK_ENV = 'TSWTPM_TEST_SECCOMP_HOOK';
 

@@ -120,6 +120,7 @@ describe('shared libtpms text', () => {
       offset: 0xdd000,
       dev: '00:01',
       inode: 4928,
+      path: '/memfd:libtpms (deleted)',
     });
   });
 

@@ -1,3 +1,4 @@
+import { requireKoffi } from '../../engine/koffi.js';
 /**
  * Process hardening for the TPM server (`tswtpm socket|chardev|cuse`), which holds the
  * TPM's seeds and the state keys in its memory:
@@ -13,8 +14,7 @@
  *
  * docs/compat.md ("Hardening") records what differs from swtpm.
  */
-import { builtin } from '../../builtin.js';
-import { requireKoffi } from '../../engine/koffi.js';
+import { builtin } from '../../node-builtins.js';
 import { CliError } from './subopts.js';
 
 /** Node options that open the inspector, or dump the heap on a signal. */

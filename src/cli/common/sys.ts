@@ -1,11 +1,11 @@
+import type { Koffi } from '../../engine/koffi.js';
+import { declareOnce, nativeLibc } from '../../engine/native.js';
 /**
  * libc through koffi for tswtpm_ioctl: strerror(), so messages match glibc's text,
  * not libuv's. koffi is loaded on first use only. (ioctl() on a CUSE device lives in
  * transport/chardev.ts, shared with the client library.)
  */
-import { builtin } from '../../builtin.js';
-import type { Koffi } from '../../engine/koffi.js';
-import { declareOnce, nativeLibc } from '../../engine/native.js';
+import { builtin } from '../../node-builtins.js';
 
 interface Libc {
   koffi: Koffi;

@@ -1,5 +1,5 @@
 import type { ChildProcess, StdioOptions } from 'node:child_process';
-import { builtin } from '../../builtin.js';
+import { builtin } from '../../node-builtins.js';
 import type { Config } from './args.js';
 
 /**

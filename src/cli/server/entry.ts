@@ -7,7 +7,7 @@
  * dynamic linker in the meantime (a koffi declaration) would wait for those loads.
  */
 import { join } from 'node:path';
-import { deferChannels } from '../../diag.js';
+import { deferChannels } from '../../diagnostics-channels.js';
 import { loadKoffiBeside } from '../../engine/koffi.js';
 import { prefetchServerLibraries } from '../../engine/prefetch.js';
 import { compiledSeccomp } from './seccomp-filters.js';

@@ -9,7 +9,7 @@
  * import { channel } from 'node:diagnostics_channel';
  * channel('tswtpm:startup').subscribe((m) => console.error(m)); // { step: 'main', at: … }
  */
-import { diagChannel } from '../../diag.js';
+import { diagChannel } from '../../diagnostics-channels.js';
 
 export const STARTUP_CHANNEL = 'tswtpm:startup';
 

@@ -1,4 +1,4 @@
-import { builtin } from '../../builtin.js';
+import { builtin } from '../../node-builtins.js';
 
 type NodeCrypto = typeof import('node:crypto');
 

@@ -1,4 +1,4 @@
-// src/diag.ts: tswtpm's diagnostics channels load node:diagnostics_channel only when
+// src/diagnostics-channels.ts: tswtpm's diagnostics channels load node:diagnostics_channel only when
 // someone can listen. Each case runs in a fresh process (the choice is process-wide).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
-const DIAG = new URL('../../src/diag.js', import.meta.url).href;
+const DIAG = new URL('../../src/diagnostics-channels.js', import.meta.url).href;
 
-/** Runs `body` as an ES module after importing diag.js; returns its stdout lines. */
+/** Runs `body` as an ES module after importing diagnostics-channels.js; returns its stdout lines. */
 function run(body: string, preload?: string): string[] {
   const code = `import { deferChannels, diagChannel } from '${DIAG}';\n${body}`;
   const args = [...(preload ? ['-r', preload] : []), '--input-type=module', '-e', code];

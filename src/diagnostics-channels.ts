@@ -18,7 +18,7 @@
  * if (wire.hasSubscribers) wire.publish({ kind: 'Ctrl Cmd', data, source });
  */
 import type { Channel, ChannelListener } from 'node:diagnostics_channel';
-import { builtin } from './builtin.js';
+import { builtin } from './node-builtins.js';
 
 /** The subset of a diagnostics channel that tswtpm uses. */
 export interface DiagChannel {
