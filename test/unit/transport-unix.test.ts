@@ -25,6 +25,11 @@ let fdsAtStart = 0;
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'tswtpm-unix-'));
+  // The process's one epoll set (transport/poll.ts) is made with the first watched fd
+  // and kept: make it before counting, so that it does not count as a leak.
+  const [a, b] = socketPair('stream');
+  new FdChannel(a, { onMessage: () => {} }).close();
+  closeFd(b);
   fdsAtStart = openFds();
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
