@@ -50,6 +50,8 @@ export class Engine {
   lastProcessRc = 0;
 
   readonly #lib: Libtpms;
+  /** `#lib.Process`, held here: each copy's binding is its own object (one load per command saved). */
+  readonly #process: Libtpms['Process'];
   readonly #buf: NativeBuffers;
   #store: NvStore | undefined;
   #tpmVersion: TpmVersion | undefined;
@@ -74,6 +76,7 @@ export class Engine {
   /** Wraps a copy taken for it and points the copy's callbacks at this engine. */
   private constructor(lib: Libtpms) {
     this.#lib = lib;
+    this.#process = lib.Process;
     this.#buf = new NativeBuffers(lib);
     lib.setCallbacks(
       makeCallbacks(lib, {
@@ -154,6 +157,7 @@ export class Engine {
    */
   start(version: TpmVersion): number {
     this.#enter();
+    this.#syncLocality(version);
     const v = version === '2.0' ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2;
     let rc = this.#lib.ChooseTPMVersion(v);
     if (rc !== TPM_SUCCESS) return rc;
@@ -213,8 +217,9 @@ export class Engine {
   execute(cmd: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const version = this.#enterRunning();
     if (isLongCommand(version, cmd)) return this.#executeAsync(cmd);
+    this.#syncLocality(version);
     const rsp = this.#buf.rsp;
-    this.lastProcessRc = this.#lib.Process(rsp, rsp + 8n, rsp + 12n, cmd, cmd.length);
+    this.lastProcessRc = this.#process(rsp, rsp + 8n, rsp + 12n, cmd, cmd.length);
     return this.#buf.response(version);
   }
 
@@ -321,7 +326,7 @@ export class Engine {
 
   /** Needs locality 3 or 4 (read through the callback), else 0x3d TPM_BAD_LOCALITY. */
   establishedReset(): number {
-    this.#enterRunning();
+    this.#syncLocality(this.#enterRunning());
     return this.#lib.TpmEstablished_Reset();
   }
 
@@ -367,9 +372,19 @@ export class Engine {
     return v;
   }
 
+  /**
+   * A TPM 2 at locality 0 runs without libtpms' locality callback (libtpms then uses
+   * 0): that saves one call from C into JavaScript per command. Set before every
+   * libtpms call that reads the locality, never while a command runs on the worker.
+   */
+  #syncLocality(version: TpmVersion): void {
+    this.#lib.setLocalityCallback(version === '1.2' || this.locality !== 0);
+  }
+
   #executeAsync(cmd: Uint8Array): Promise<Uint8Array> {
     const lib = this.#lib;
     const version = this.#tpmVersion as TpmVersion;
+    this.#syncLocality(version);
     // The command must stay at a stable native address while the worker reads it.
     const p = this.#buf.command(cmd);
     const rsp = this.#buf.rsp;

@@ -107,6 +107,13 @@ export interface Libtpms {
    * after another keeps its six of koffi's 8,192 callback slots.
    */
   setCallbacks(impl: CallbackImpls | undefined): number;
+  /**
+   * Whether libtpms calls the locality callback (after setCallbacks, default true).
+   * Without it a TPM 2 command runs at locality 0, and one call from C into JavaScript
+   * per command is saved. TPM 1.2 must keep it: its fallback prints to stdout. Change
+   * it only while no command of this copy runs on a worker thread.
+   */
+  setLocalityCallback(on: boolean): void;
 }
 
 /** TPM_FAIL (tpm_error.h): every callback's answer while no engine holds the copy. */
@@ -201,6 +208,10 @@ export function bindLibtpms(path: string): Libtpms {
   };
   let target: CallbackImpls | undefined;
   let registered = false;
+  /** The struct as last registered, and a re-registration with another locality pointer. */
+  let struct: Record<string, unknown> | undefined;
+  let register: ((cbs: object) => number) | undefined;
+  let localityOn = true;
   const binding = {
     koffi,
     ...declareOnce(libcMemory),
@@ -215,10 +226,10 @@ export function bindLibtpms(path: string): Libtpms {
       const { protos, Callbacks } = declareOnce(libtpmsTypes);
       const reg = (fn: (...a: never[]) => number, proto: TypeObject) =>
         koffi.register(fn, koffi.pointer(proto));
-      const RegisterCallbacks = lib.func('TPMLIB_RegisterCallbacks', 'uint32_t', [
+      register = lib.func('TPMLIB_RegisterCallbacks', 'uint32_t', [
         koffi.pointer(Callbacks),
       ]) as unknown as (cbs: object) => number;
-      return RegisterCallbacks({
+      struct = {
         sizeOfStruct: koffi.sizeof(Callbacks),
         tpm_nvram_init: reg(() => on().nvramInit(), protos.init),
         tpm_nvram_loaddata: reg(
@@ -236,7 +247,18 @@ export function bindLibtpms(path: string): Libtpms {
         tpm_io_init: reg(() => on().ioInit(), protos.ioInit),
         tpm_io_getlocality: reg((p: Ptr, n: number) => on().ioGetLocality(p, n), protos.loc),
         tpm_io_getphysicalpresence: null,
+      };
+      return register(struct);
+    },
+    setLocalityCallback(on: boolean): void {
+      if (on === localityOn || struct === undefined || register === undefined) return;
+      // libtpms copies the struct (TPMLIB_RegisterCallbacks); the trampolines stay.
+      const rc = register({
+        ...struct,
+        tpm_io_getlocality: on ? struct.tpm_io_getlocality : null,
       });
+      if (rc !== 0) throw new Error(`TPMLIB_RegisterCallbacks failed: 0x${rc.toString(16)}`);
+      localityOn = on;
     },
   };
   // The functions themselves are declared on first use: a server start calls about a

@@ -148,6 +148,28 @@ describe('Engine, TPM 2', () => {
     assert.deepEqual(engine.establishedGet(), { rc: 0, bit: 0 });
   });
 
+  test('commands see the locality each time it changes (PCR 21 extends at locality 2 only)', () => {
+    // At locality 0 libtpms runs without the locality callback (engine.ts): every
+    // change must still reach the next command, in both directions.
+    const digest = sha256(Buffer.from('locality'));
+    const TPM_RC_LOCALITY = 0x907;
+    for (const [loc, want] of [
+      [0, TPM_RC_LOCALITY],
+      [2, 0],
+      [0, TPM_RC_LOCALITY],
+      [3, TPM_RC_LOCALITY],
+      [2, 0],
+    ] as const) {
+      engine.locality = loc;
+      assert.equal(
+        rc(engine.execute(pcrExtend(21, digest)) as Uint8Array),
+        want,
+        `locality ${loc}`,
+      );
+    }
+    engine.locality = 0;
+  });
+
   test('volatile state + SetState keep PCRs across stop/start', () => {
     const pcr16 = pcrValue(engine, 16);
     const perm = engine.getState(1);
