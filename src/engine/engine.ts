@@ -57,6 +57,8 @@ export class Engine {
   #tpmVersion: TpmVersion | undefined;
   #idle: Promise<void> | undefined;
   #closed = false;
+  /** What #syncLocality last told the copy (undefined: not yet, the copy may be reused). */
+  #localityCallback: boolean | undefined;
 
   /**
    * An engine on a copy of libtpms that no other TPM of this process uses (pool.ts):
@@ -378,7 +380,10 @@ export class Engine {
    * libtpms call that reads the locality, never while a command runs on the worker.
    */
   #syncLocality(version: TpmVersion): void {
-    this.#lib.setLocalityCallback(version === '1.2' || this.locality !== 0);
+    const on = version === '1.2' || this.locality !== 0;
+    if (on === this.#localityCallback) return;
+    this.#lib.setLocalityCallback(on);
+    this.#localityCallback = on;
   }
 
   #executeAsync(cmd: Uint8Array): Promise<Uint8Array> {

@@ -210,9 +210,28 @@ export function connect(fd: number, path: string): number {
   return sys('connect', true, () => lib().connect(fd, a, a.length));
 }
 
+/**
+ * The rest of sys() after a first attempt failed: errno is read at once (before any
+ * other native call), EINTR retries through sys(), EAGAIN answers -1 when allowed.
+ */
+function afterFailure(name: string, eagainOk: boolean, call: () => number): number {
+  const e = lib().koffi.errno();
+  if (e === EINTR) return sys(name, eagainOk, call);
+  if (eagainOk && e === EAGAIN) return -1;
+  throw new SysError(name, e);
+}
+
+/** send() and recv() as bound, kept apart from the binding: they run once per TPM command. */
+let sendFn: Fn | undefined;
+let recvFn: Fn | undefined;
+
 /** Bytes sent (may be short on a stream socket), or -1 when the socket buffer is full. */
-export const send = (fd: number, buf: Uint8Array, flags: number): number =>
-  sys('send', true, () => lib().send(fd, buf, buf.length, flags));
+export function send(fd: number, buf: Uint8Array, flags: number): number {
+  sendFn ??= lib().send;
+  const r = Number(sendFn(fd, buf, buf.length, flags));
+  if (r >= 0) return r;
+  return afterFailure('send', true, () => (sendFn as Fn)(fd, buf, buf.length, flags));
+}
 
 export const shutdown = (fd: number, how: number): number =>
   sys('shutdown', false, () => lib().shutdown(fd, how));
@@ -344,7 +363,12 @@ export class MsgBuffer {
    * (fewer calls than recvmsg: no msghdr to fill or cmsgs to walk). Null on EAGAIN.
    */
   recvPlain(fd: number): RecvResult | null {
-    const n = sys('recv', true, () => lib().recv(fd, this.dataPtr, this.size, MSG_DONTWAIT));
+    recvFn ??= lib().recv;
+    let n = Number(recvFn(fd, this.dataPtr, this.size, MSG_DONTWAIT));
+    if (n < 0) {
+      const again = () => (recvFn as Fn)(fd, this.dataPtr, this.size, MSG_DONTWAIT);
+      n = afterFailure('recv', true, again);
+    }
     return n < 0 ? null : { n, fds: [], ctrunc: false, trunc: false };
   }
 
