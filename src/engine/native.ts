@@ -9,8 +9,8 @@
  * - koffi (koffi.ts says how it is loaded) and the one handle of libc;
  * - every set of koffi declarations, made once per process through {@link declareOnce}:
  *   libc functions (transport/libc.ts, transport/chardev.ts, storage/lock.ts,
- *   cli/common/sys.ts, provision/certs/libc.ts), the live uv_poll handles that must
- *   not be garbage-collected (transport/poll.ts), libtpms' callback types
+ *   cli/common/sys.ts, provision/certs/libc.ts), the one epoll set that every
+ *   watched fd is in (transport/poll.ts), libtpms' callback types
  *   (libtpms.ts), the binding of the
  *   normally loaded `libtpms.so.0` and what a memfd copy is made from (copies.ts), and
  *   which libtpms files are taken by a TPM and which are free for the next one

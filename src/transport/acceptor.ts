@@ -3,7 +3,7 @@
  * while it has no client, so later clients wait in the kernel's backlog (completed TCP
  * handshakes or pending Unix connects) and the process holds no fd for them. Node's
  * net.Server accepts every connection as soon as it arrives and cannot be paused, so
- * the listening fd is watched with a uv_poll of our own and accepted with accept4().
+ * the listening fd is watched by poll.ts and accepted with accept4().
  */
 import { chmodSync, chownSync, unlinkSync } from 'node:fs';
 import * as L from './libc.js';

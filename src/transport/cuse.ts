@@ -1,9 +1,9 @@
 /**
  * The /dev/cuse channel: moves whole FUSE messages between the kernel and a session,
  * knowing nothing of what they mean. One read() returns exactly one request; one
- * write() delivers exactly one reply. The fd is non-blocking and watched by libuv
- * (uv_poll through koffi, as for Unix sockets), so requests are read on the event
- * loop; /dev/cuse supports poll() like /dev/fuse.
+ * write() delivers exactly one reply. The fd is non-blocking and watched on the event
+ * loop (poll.ts, as for Unix sockets), so requests are read there; /dev/cuse supports
+ * poll() like /dev/fuse.
  *
  * Tests hand it one end of a SOCK_SEQPACKET socketpair instead: a datagram is then
  * one request or one reply, exactly as on the real device.

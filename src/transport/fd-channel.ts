@@ -227,7 +227,7 @@ export class FdChannel {
   }
 
   /**
-   * Starts, changes or stops the uv_poll so that it watches what is needed. Dropping
+   * Starts, changes or stops the poll (poll.ts) so that it watches what is needed. Dropping
    * POLLIN is lazy (done when an unwanted readable event arrives): a request/response
    * exchange then costs no epoll_ctl() calls at all.
    */
@@ -360,7 +360,7 @@ export class FdChannel {
     if (this.isClosed) return;
     this.isClosed = true;
     if (this.poll) {
-      closePoll(this.poll); // a closed fd must not stay in libuv's epoll set
+      closePoll(this.poll); // a closed fd must not stay in the epoll set
       this.poll = undefined;
     }
     try {

@@ -130,7 +130,7 @@ function declareLibc(koffi: Koffi): Bound {
   return bound;
 }
 
-/** The koffi module itself (loaded lazily with libc); for `koffi.node.poll` and views. */
+/** The koffi module itself (loaded lazily with libc); for `koffi.node.poll`, errno and views. */
 export function koffi(): Koffi {
   return lib().koffi;
 }
