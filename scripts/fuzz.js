@@ -125,7 +125,9 @@ function report(name, r, artifacts) {
   if (!r.ok) {
     console.log(r.output.split('\n').slice(-60).join('\n'));
     const found = existsSync(artifacts) ? readdirSync(artifacts) : [];
-    console.log(`fuzz: ${name} exited with ${r.status ?? r.signal}; artifacts in ${artifacts}: ${found.join(' ')}`);
+    console.log(
+      `fuzz: ${name} exited with ${r.status ?? r.signal}; artifacts in ${artifacts}: ${found.join(' ')}`,
+    );
   }
 }
 

@@ -20,7 +20,9 @@ let lib;
 try {
   lib = loadLibseccomp();
 } catch (err) {
-  console.error(`seccomp-filters: no libseccomp (${err.message}); the server builds its filter at start-up`);
+  console.error(
+    `seccomp-filters: no libseccomp (${err.message}); the server builds its filter at start-up`,
+  );
   process.exit(0);
 }
 const filters = compileFilters(lib, join(tmpdir(), `tswtpm-seccomp-${process.pid}.bpf`));
