@@ -36,6 +36,7 @@ const EPOLL_CTL_DEL = 2;
 const EPOLL_CTL_MOD = 3;
 const EPOLL_CLOEXEC = 0o2000000;
 const EBADF = 9;
+const ENOENT = 2;
 /** Ready fds taken per epoll_wait(); more stay ready and come with the next loop turn. */
 const BATCH = 256;
 /** `struct epoll_event` is packed on x86_64 (12 bytes), naturally aligned elsewhere. */
@@ -109,6 +110,7 @@ class PollGroup {
   private readonly active = new Map<number, Watch>();
   private nextId = 1;
   private uv: PollHandle | undefined;
+  private armed = false;
   private readonly onReady = (status: number): void => this.dispatch(status);
 
   constructor() {
@@ -132,29 +134,46 @@ class PollGroup {
       this.ctlView.setUint32(DATA_OFF, w.id, true);
       this.ctlView.setUint32(DATA_OFF + 4, 0, true);
     }
-    const rc = this.sys.ctl(this.epfd, op, w.fd, op === EPOLL_CTL_DEL ? null : this.ctlEvent);
+    let rc = this.sys.ctl(this.epfd, op, w.fd, op === EPOLL_CTL_DEL ? null : this.ctlEvent);
     // DEL of an fd closed behind our back (EBADF, ENOENT) leaves nothing to remove.
-    if (rc < 0 && op !== EPOLL_CTL_DEL) throw new L.SysError('epoll_ctl', L.koffi().errno());
+    if (rc < 0 && op !== EPOLL_CTL_DEL) {
+      let e = L.koffi().errno();
+      // A MOD after the file was closed elsewhere finds no entry: the fd is added anew.
+      if (op === EPOLL_CTL_MOD && e === ENOENT) {
+        rc = this.sys.ctl(this.epfd, EPOLL_CTL_ADD, w.fd, this.ctlEvent);
+        if (rc < 0) e = L.koffi().errno();
+      }
+      if (rc < 0) throw new L.SysError('epoll_ctl', e);
+    }
     w.mask = mask;
     if (mask === 0) this.active.delete(w.id);
     else this.active.set(w.id, w);
     this.arm();
   }
 
-  /** libuv watches the epoll fd only while some fd is watched: an idle process may exit. */
+  /**
+   * libuv watches the epoll fd only while some fd is watched: an idle process may exit.
+   * The one handle is stopped, not closed, in between, and held here for the process'
+   * life (a handle nobody references would be closed by its finalizer).
+   */
   private arm(): void {
     const want = this.active.size > 0;
-    if (want && this.uv === undefined) {
-      const k = L.koffi() as unknown as {
-        node: { poll(fd: number, o: object, cb: (status: number) => void): PollHandle | null };
-      };
-      const h = k.node.poll(this.epfd, { readable: true }, this.onReady);
-      if (!h) throw new Error(`uv_poll on epoll fd ${this.epfd} failed`);
-      this.uv = h;
-    } else if (!want && this.uv !== undefined) {
-      this.uv.close();
-      this.uv = undefined;
+    if (want === this.armed) return;
+    this.armed = want;
+    if (!want) {
+      this.uv?.stop();
+      return;
     }
+    if (this.uv !== undefined) {
+      this.uv.start({ readable: true }, this.onReady);
+      return;
+    }
+    const k = L.koffi() as unknown as {
+      node: { poll(fd: number, o: object, cb: (status: number) => void): PollHandle | null };
+    };
+    const h = k.node.poll(this.epfd, { readable: true }, this.onReady);
+    if (!h) throw new Error(`uv_poll on epoll fd ${this.epfd} failed`);
+    this.uv = h;
   }
 
   private dispatch(status: number): void {

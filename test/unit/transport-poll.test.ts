@@ -120,3 +120,30 @@ test('a process whose watches are all closed exits by itself', () => {
   assert.equal(r.error, undefined, 'the process did not exit by itself');
   assert.equal(r.status, 0, r.stderr);
 });
+
+test('a watch whose fd was closed and reused behind its back is added anew', async () => {
+  const [a, b] = pair();
+  const h = startPoll(a, { readable: true }, () => {});
+  // Closed without closePoll(): the kernel drops the epoll entry with the file.
+  L.close(a);
+  L.close(b);
+  const [c, d] = pair();
+  try {
+    assert.equal(c, a, 'the lowest free fd number is reused');
+    const evs: PollEvents[] = [];
+    h.start({ readable: true, writable: true }, (status, ev) => {
+      assert.equal(status, 0);
+      evs.push(ev);
+      h.stop();
+    });
+    await tick();
+    assert.deepEqual(
+      evs.map((e) => ({ ...e })),
+      [{ readable: false, writable: true }],
+    );
+  } finally {
+    closePoll(h);
+    L.close(c);
+    L.close(d);
+  }
+});
